@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class KeyAccountsConfig(AppConfig):
+    name = "key_accounts"

@@ -1,0 +1,42 @@
+"""Request ids and log context: every log line carries the tenant and the request id."""
+import contextvars
+import logging
+import re
+import uuid
+
+request_id_var = contextvars.ContextVar("request_id", default="-")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Takes X-Request-ID from the proxy when it is well formed, else makes one; echoes it back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+def current_schema():
+    from django.db import connection
+
+    return getattr(connection, "schema_name", "-")
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record):
+        record.request_id = request_id_var.get()
+        try:
+            record.tenant = current_schema()
+        except Exception:  # settings not ready, e.g. while the logger itself starts up
+            record.tenant = "-"
+        return True

@@ -1,0 +1,43 @@
+"""The one place that reads the process environment.
+
+Every setting that varies between machines comes from here; the settings modules
+only import these names.
+"""
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from kam.paths import BASE_DIR, VAR_DIR
+
+
+def _bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(name, default):
+    value = os.environ.get(name)
+    if not value:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = _bool("KAM_DEBUG")
+SECRET_KEY = os.environ.get("KAM_SECRET_KEY", "")
+# Tenants are served at <slug>.<BASE_DOMAIN>; platform staff use BASE_DOMAIN itself.
+BASE_DOMAIN = os.environ.get("KAM_BASE_DOMAIN", "localhost")
+ALLOWED_HOSTS = _list("KAM_ALLOWED_HOSTS", [BASE_DOMAIN, f".{BASE_DOMAIN}"])
+CSRF_TRUSTED_ORIGINS = _list("KAM_CSRF_TRUSTED_ORIGINS", [])
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+DATABASE = dj_database_url.parse(DATABASE_URL, conn_max_age=60) if DATABASE_URL else None
+
+LOG_LEVEL = os.environ.get("KAM_LOG_LEVEL", "INFO")
+LOG_FORMAT = os.environ.get("KAM_LOG_FORMAT", "json")  # json | text
+MIGRATION_PARALLEL = int(os.environ.get("KAM_MIGRATION_PARALLEL", "4"))
+STATIC_ROOT = Path(os.environ.get("KAM_STATIC_ROOT", VAR_DIR / "static"))
+NODE_MODULES = Path(os.environ.get("KAM_NODE_MODULES", BASE_DIR / "node_modules"))

@@ -1,0 +1,11 @@
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+
+@login_required
+def home(request):
+    return render(request, "web/home.html")
+
+
+def platform_home(request):
+    return render(request, "web/platform_home.html")
