@@ -41,3 +41,4 @@ LOG_FORMAT = os.environ.get("KAM_LOG_FORMAT", "json")  # json | text
 MIGRATION_PARALLEL = int(os.environ.get("KAM_MIGRATION_PARALLEL", "4"))
 STATIC_ROOT = Path(os.environ.get("KAM_STATIC_ROOT", VAR_DIR / "static"))
 NODE_MODULES = Path(os.environ.get("KAM_NODE_MODULES", BASE_DIR / "node_modules"))
+CELERY_QUEUE = os.environ.get("KAM_CELERY_QUEUE", "kam")

@@ -1,4 +1,6 @@
 """Tests: base settings against the real PostgreSQL and Redis given by the environment."""
+import os
+
 from .base import *  # noqa: F401,F403
 from .base import CACHES
 
@@ -11,3 +13,5 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# A queue of this test run's own, so a demo worker on the same Redis never takes test tasks.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("KAM_CELERY_QUEUE") or f"kam-test-{os.getpid()}"

@@ -1,0 +1,77 @@
+"""Shared fixtures. Tests run against the real PostgreSQL and Redis in DATABASE_URL/REDIS_URL
+(or the embedded ones started by `kam test`).
+
+Two tenants, ``alpha`` and ``beta``, are provisioned once per session and committed, so
+child processes (a web server, a Celery worker) can see them. Everything a test writes
+through the ``db`` fixture is rolled back after it, schemas included (PostgreSQL DDL is
+transactional).
+"""
+from dataclasses import dataclass
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+
+from tenants.services import tenant_create
+
+
+@dataclass
+class TenantInfo:
+    slug: str
+    schema_name: str
+    host: str
+    admin_email: str
+    admin_password: str
+    tenant: object
+
+    def client(self, **kwargs):
+        return Client(HTTP_HOST=self.host, **kwargs)
+
+
+SESSION_TENANTS = {
+    "alpha": "阿尔法电信 Alpha Telecom",
+    "beta": "贝塔移动 Beta Mobile",
+}
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        call_command("migrate_all", verbosity=0)
+        infos = {}
+        for slug, name in SESSION_TENANTS.items():
+            tenant, _ = tenant_create(
+                actor="pytest", slug=slug, name=name, admin_email=f"admin@{slug}.example", admin_password=PASSWORD
+            )
+            infos[slug] = TenantInfo(slug, tenant.schema_name, f"{slug}.localhost", f"admin@{slug}.example", PASSWORD, tenant)
+        connection.set_schema_to_public()
+    django_db_setup_tenants.update(infos)
+    yield
+
+
+django_db_setup_tenants: dict = {}
+
+
+@pytest.fixture
+def tenants(django_db_setup):
+    """The session's committed tenants by slug: ``tenants["alpha"].client()`` etc."""
+    return django_db_setup_tenants
+
+
+@pytest.fixture
+def alpha(tenants):
+    return tenants["alpha"]
+
+
+@pytest.fixture
+def beta(tenants):
+    return tenants["beta"]
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_test():
+    yield
+    if connection.connection is not None:
+        connection.set_schema_to_public()
