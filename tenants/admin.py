@@ -77,6 +77,10 @@ class TenantAdmin(PublicOnlyAdmin):
             kwargs["form"] = TenantCreateForm
         return super().get_form(request, obj, **kwargs)
 
+    def get_inline_instances(self, request, obj=None):
+        # Domains are made by the provisioning service; show them only on existing tenants.
+        return [] if obj is None else super().get_inline_instances(request, obj)
+
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else ["slug", "schema_name", "status", "created_at", "suspended_at"]
 

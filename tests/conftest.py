@@ -9,9 +9,11 @@ transactional).
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django_tenants.utils import schema_context
 
 from tenants.services import tenant_create
 
@@ -27,6 +29,13 @@ class TenantInfo:
 
     def client(self, **kwargs):
         return Client(HTTP_HOST=self.host, **kwargs)
+
+    def admin_client(self):
+        """A client on this tenant's host with the tenant admin logged in (session in the tenant's schema)."""
+        client = self.client()
+        with schema_context(self.schema_name):
+            client.force_login(get_user_model().objects.get(username=self.admin_email))
+        return client
 
 
 SESSION_TENANTS = {
