@@ -42,3 +42,9 @@ MIGRATION_PARALLEL = int(os.environ.get("KAM_MIGRATION_PARALLEL", "4"))
 STATIC_ROOT = Path(os.environ.get("KAM_STATIC_ROOT", VAR_DIR / "static"))
 NODE_MODULES = Path(os.environ.get("KAM_NODE_MODULES", BASE_DIR / "node_modules"))
 CELERY_QUEUE = os.environ.get("KAM_CELERY_QUEUE", "kam")
+
+# gunicorn (deploy/gunicorn.conf.py). Each thread keeps its own database connection, so a
+# web container holds up to WEB_WORKERS × WEB_THREADS of them: size PgBouncer for that.
+WEB_WORKERS = int(os.environ.get("KAM_WEB_WORKERS", "2"))
+WEB_THREADS = int(os.environ.get("KAM_WEB_THREADS", "4"))
+WEB_TIMEOUT = int(os.environ.get("KAM_WEB_TIMEOUT", "60"))
