@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context, schema_exists
 
+from .cloning import clone_schema
 from .models import Domain, Tenant, TenantEvent
 from .validators import schema_name_for, validate_domain, validate_slug
 
@@ -63,7 +63,7 @@ def clone_template(schema_name):
     template = settings.TENANT_BASE_SCHEMA
     if not schema_exists(template):
         raise TemplateMissing(f"The template schema {template!r} does not exist: run `kam migrate` first.")
-    CloneSchema().clone_schema(template, schema_name, "DATA", set_connection=False)
+    clone_schema(template, schema_name)
 
 
 def create_tenant_admin(*, email, password):
