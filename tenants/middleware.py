@@ -13,6 +13,11 @@ class TenantMiddleware(TenantMainMiddleware):
     """Resolve the tenant from the host (django-tenants) and refuse every request to a
     suspended tenant, so suspension takes effect on the very next request."""
 
+    @staticmethod
+    def hostname_from_request(request):
+        # Host names are case-insensitive and may end in a dot (FQDN); domains are stored lower-case.
+        return TenantMainMiddleware.hostname_from_request(request).lower().rstrip(".")
+
     def no_tenant_found(self, request, hostname):
         if _wants_json(request):
             return JsonResponse({"error": {"code": "not_found", "message": _("Not found.")}}, status=404)

@@ -4,8 +4,10 @@ import logging
 import re
 import uuid
 
+from django.core.signals import request_finished
+
 request_id_var = contextvars.ContextVar("request_id", default="-")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: "$" would let a final newline through
 
 
 class RequestIdMiddleware:
@@ -16,14 +18,20 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
-        token = request_id_var.set(request.request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id_var.reset(token)
+        request.request_id = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+        # Not reset on the way out: Django logs a 4xx/5xx ("Not Found: /x") after the whole
+        # middleware chain has returned. request_finished clears it instead.
+        request_id_var.set(request.request_id)
+        response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+def _forget_request_id(**kwargs):
+    request_id_var.set("-")
+
+
+request_finished.connect(_forget_request_id, dispatch_uid="kam.observability.forget_request_id")
 
 
 def current_schema():

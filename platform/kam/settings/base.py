@@ -35,6 +35,9 @@ SHARED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Its tables point at users and groups: without them in public, deleting a platform
+    # user or group in the admin fails (the delete collector queries every related table).
+    "guardian",
 ]
 # auth, sessions and tokens are in both lists on purpose: every tenant schema has its
 # own users, groups, permissions, sessions and tokens, so no credential crosses tenants.
@@ -119,7 +122,7 @@ CACHES = {
 
 # --- Auth, sessions -----------------------------------------------------------------
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "/"  # a path: valid on tenant hosts and the platform host alike
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
 AUTH_PASSWORD_VALIDATORS = [

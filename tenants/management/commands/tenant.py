@@ -29,6 +29,9 @@ class Command(BaseCommand):
         delete = sub.add_parser("delete", help="drop a tenant's schema and rows (asks for confirmation)")
         delete.add_argument("slug")
         delete.add_argument("--confirm", help="the slug again, for scripts; otherwise you are asked")
+        delete.add_argument(
+            "--no-input", "--noinput", dest="interactive", action="store_false", help="never ask: refuse without --confirm"
+        )
 
     def handle(self, *args, action, **options):
         try:
