@@ -73,11 +73,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MIDDLEWARE = [
     "kam.observability.RequestIdMiddleware",
     "kam.health.HealthMiddleware",
+    # Before tenant routing, so the unknown-host and suspended pages speak the user's language
+    # (the language comes from the cookie or Accept-Language, never from the session).
+    "django.middleware.locale.LocaleMiddleware",
     "tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
