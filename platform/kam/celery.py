@@ -3,6 +3,7 @@ and run inside it; the worker resets the schema after each task."""
 import os
 
 from celery.canvas import Signature
+from celery.signals import setup_logging
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections, transaction
 from tenant_schemas_celery.app import CeleryApp, get_schema_name_from_task
@@ -68,3 +69,14 @@ def enqueue_on_commit(task, *args, **kwargs):
     result = sig.freeze()
     transaction.on_commit(sig.apply_async, robust=True)
     return result
+
+
+@setup_logging.connect
+def _log_like_the_web(**kwargs):
+    """Workers and beat keep the settings' LOGGING (JSON lines with the tenant and request id)
+    instead of Celery replacing the root logger with its own text format."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
