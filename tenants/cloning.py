@@ -21,70 +21,63 @@ from django_tenants.clone import CloneSchema
 
 logger = logging.getLogger(__name__)
 
+# Every query starts from the objects that depend on the template's namespace, found through
+# pg_depend's index: filtering pg_class on relnamespace would scan the whole catalogue, which
+# grows with every tenant (about 80 relations each). Indexes hang off their tables instead.
+OBJECTS = """
+WITH objects AS (SELECT classid, objid, objsubid FROM pg_depend
+                  WHERE refclassid = 'pg_namespace'::regclass AND refobjid = %(src)s::regnamespace),
+     rels AS (SELECT c.* FROM objects o JOIN pg_class c ON c.oid = o.objid WHERE o.classid = 'pg_class'::regclass)
+"""
+
 # Each row names something this module does not copy; any row means "use the generic clone".
-UNSUPPORTED = """
-SELECT 'relation ' || relname || ' of kind ' || relkind::text FROM pg_class
- WHERE relnamespace = %(src)s::regnamespace AND relkind NOT IN ('r', 'S', 'i', 'v', 'm')
-UNION ALL SELECT 'unlogged, partitioned or inherited table ' || c.relname FROM pg_class c
- WHERE c.relnamespace = %(src)s::regnamespace AND c.relkind = 'r'
-   AND (c.relpersistence <> 'p' OR c.relispartition OR EXISTS (SELECT FROM pg_inherits WHERE inhrelid = c.oid OR inhparent = c.oid))
-UNION ALL SELECT 'grants, options, row security or owner of ' || relname FROM pg_class
- WHERE relnamespace = %(src)s::regnamespace AND relkind IN ('r', 'S', 'v', 'm')
-   AND (relacl IS NOT NULL OR reloptions IS NOT NULL OR relrowsecurity OR relowner <> current_user::regrole)
-UNION ALL SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
- WHERE c.relnamespace = %(src)s::regnamespace AND NOT t.tgisinternal
-UNION ALL SELECT 'rule ' || r.rulename FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
- WHERE c.relnamespace = %(src)s::regnamespace AND r.rulename <> '_RETURN'
-UNION ALL SELECT 'column default or comment on view ' || c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
- WHERE c.relnamespace = %(src)s::regnamespace AND c.relkind IN ('v', 'm')
-   AND (a.atthasdef OR col_description(c.oid, a.attnum) IS NOT NULL)
-UNION ALL SELECT 'type ' || t.typname FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem
- WHERE t.typnamespace = %(src)s::regnamespace AND t.typrelid = 0 AND coalesce(e.typrelid, 0) = 0
-UNION ALL SELECT 'sequence ' || s.relname || ' owned outside the schema' FROM pg_class s
+UNSUPPORTED = OBJECTS + """
+SELECT pg_describe_object(classid, objid, objsubid) FROM objects
+ WHERE classid <> 'pg_class'::regclass OR objid NOT IN (SELECT oid FROM rels WHERE relkind IN ('r', 'S', 'v', 'm'))
+UNION ALL SELECT 'unlogged, partitioned or inherited table ' || c.relname FROM rels c
+ WHERE c.relpersistence <> 'p' OR c.relispartition OR EXISTS (SELECT FROM pg_inherits WHERE inhrelid = c.oid OR inhparent = c.oid)
+UNION ALL SELECT 'grants, options, row security or owner of ' || relname FROM rels
+ WHERE relacl IS NOT NULL OR reloptions IS NOT NULL OR relrowsecurity OR relowner <> current_user::regrole
+UNION ALL SELECT 'trigger ' || t.tgname FROM rels c JOIN pg_trigger t ON t.tgrelid = c.oid WHERE NOT t.tgisinternal
+UNION ALL SELECT 'rule ' || r.rulename FROM rels c JOIN pg_rewrite r ON r.ev_class = c.oid WHERE r.rulename <> '_RETURN'
+UNION ALL SELECT 'column default or comment on view ' || c.relname FROM rels c JOIN pg_attribute a ON a.attrelid = c.oid
+ WHERE c.relkind IN ('v', 'm') AND a.attnum > 0 AND (a.atthasdef OR col_description(c.oid, a.attnum) IS NOT NULL)
+UNION ALL SELECT 'sequence ' || s.relname || ' owned outside the schema' FROM rels s
   JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.deptype IN ('a', 'i')
   JOIN pg_class t ON t.oid = d.refobjid
- WHERE s.relnamespace = %(src)s::regnamespace AND t.relnamespace <> s.relnamespace
-UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = %(src)s::regnamespace
-UNION ALL SELECT 'collation ' || collname FROM pg_collation WHERE collnamespace = %(src)s::regnamespace
-UNION ALL SELECT 'operator ' || oprname FROM pg_operator WHERE oprnamespace = %(src)s::regnamespace
-UNION ALL SELECT 'operator family ' || opfname FROM pg_opfamily WHERE opfnamespace = %(src)s::regnamespace
-UNION ALL SELECT 'statistics ' || stxname FROM pg_statistic_ext WHERE stxnamespace = %(src)s::regnamespace
-UNION ALL SELECT 'text search configuration ' || cfgname FROM pg_ts_config WHERE cfgnamespace = %(src)s::regnamespace
-UNION ALL SELECT 'text search dictionary ' || dictname FROM pg_ts_dict WHERE dictnamespace = %(src)s::regnamespace
-UNION ALL SELECT 'conversion ' || conname FROM pg_conversion WHERE connamespace = %(src)s::regnamespace
-UNION ALL SELECT 'extension ' || extname FROM pg_extension WHERE extnamespace = %(src)s::regnamespace
+ WHERE s.relkind = 'S' AND t.relnamespace <> s.relnamespace
 """
 
 # Tables without defaults, identity, indexes or constraints: those come later, after the rows.
-TABLES = """
+TABLES = OBJECTS + """
 SELECT format('CREATE TABLE %%I.%%I (LIKE %%I.%%I INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS)',
               %(dst)s, relname, %(src)s, relname),
        CASE WHEN obj_description(oid, 'pg_class') IS NOT NULL
             THEN format('COMMENT ON TABLE %%I.%%I IS %%L', %(dst)s, relname, obj_description(oid, 'pg_class')) END
-  FROM pg_class WHERE relnamespace = %(src)s::regnamespace AND relkind = 'r' ORDER BY oid
+  FROM rels WHERE relkind = 'r' ORDER BY oid
 """
 
-ROWS = """
+ROWS = OBJECTS + """
 SELECT format('INSERT INTO %%I.%%I (%%s) SELECT %%s FROM %%I.%%I', %(dst)s, c.relname, cols, cols, %(src)s, c.relname)
-  FROM pg_class c
+  FROM rels c
   CROSS JOIN LATERAL (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS cols FROM pg_attribute
                        WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped AND attgenerated = '') a
- WHERE c.relnamespace = %(src)s::regnamespace AND c.relkind = 'r' ORDER BY c.oid
+ WHERE c.relkind = 'r' ORDER BY c.oid
 """
 
 # Sequences: identity ones are made with their column, the others (serial, standalone) here.
 # setval carries the template's position over, so the next id never collides with a copied row.
-SEQUENCES = """
+SEQUENCES = OBJECTS + """
 SELECT CASE WHEN d.deptype = 'i' THEN
          format('ALTER TABLE %%I.%%I ALTER COLUMN %%I ADD GENERATED %%s AS IDENTITY (SEQUENCE NAME %%I.%%I %%s)',
                 %(dst)s, t.relname, a.attname, CASE a.attidentity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END,
                 %(dst)s, c.relname, opts)
        ELSE format('CREATE SEQUENCE %%I.%%I AS %%s %%s', %(dst)s, c.relname, format_type(s.seqtypid, NULL), opts) END,
        CASE WHEN d.deptype = 'a' THEN format('ALTER SEQUENCE %%I.%%I OWNED BY %%I.%%I.%%I', %(dst)s, c.relname, %(dst)s, t.relname, a.attname) END,
-       CASE WHEN ps.last_value IS NOT NULL THEN format('SELECT setval(%%L, %%s, true)', quote_ident(%(dst)s) || '.' || quote_ident(c.relname), ps.last_value) END
-  FROM pg_class c
+       CASE WHEN last_value IS NOT NULL THEN format('SELECT setval(%%L, %%s, true)', quote_ident(%(dst)s) || '.' || quote_ident(c.relname), last_value) END
+  FROM rels c
   JOIN pg_sequence s ON s.seqrelid = c.oid
-  JOIN pg_sequences ps ON ps.schemaname = %(src)s AND ps.sequencename = c.relname
+  CROSS JOIN LATERAL pg_sequence_last_value(c.oid) AS last_value
   LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
   LEFT JOIN pg_class t ON t.oid = d.refobjid
   LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
@@ -92,30 +85,30 @@ SELECT CASE WHEN d.deptype = 'i' THEN
   CROSS JOIN LATERAL (SELECT format('INCREMENT BY %%s MINVALUE %%s MAXVALUE %%s START WITH %%s CACHE %%s %%s',
                                     s.seqincrement, s.seqmin, s.seqmax, s.seqstart,
                                     s.seqcache, CASE WHEN s.seqcycle THEN 'CYCLE' ELSE 'NO CYCLE' END) AS opts) o
- WHERE c.relnamespace = %(src)s::regnamespace AND c.relkind = 'S'
+ WHERE c.relkind = 'S'
  ORDER BY d.deptype = 'i', c.oid
 """
 
 # Read with search_path = template: sequence and table references come out unqualified.
-DEFAULTS = """
+DEFAULTS = OBJECTS + """
 SELECT format('ALTER TABLE %%I.%%I ALTER COLUMN %%I SET DEFAULT %%s', %(dst)s, c.relname, a.attname, pg_get_expr(d.adbin, d.adrelid))
-  FROM pg_attrdef d
+  FROM rels c
+  JOIN pg_attrdef d ON d.adrelid = c.oid
   JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
-  JOIN pg_class c ON c.oid = d.adrelid
- WHERE c.relnamespace = %(src)s::regnamespace AND c.relkind = 'r' AND a.attgenerated = '' AND NOT a.attisdropped
+ WHERE c.relkind = 'r' AND a.attgenerated = '' AND NOT a.attisdropped
  ORDER BY c.oid, a.attnum
 """
 
 # Keys first (foreign keys need the referenced unique index), foreign keys last.
-CONSTRAINTS = """
+CONSTRAINTS = OBJECTS + """
 SELECT format('ALTER TABLE %%I.%%I ADD CONSTRAINT %%I %%s', %(dst)s, c.relname, k.conname, pg_get_constraintdef(k.oid))
-  FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
- WHERE c.relnamespace = %(src)s::regnamespace AND c.relkind = 'r'
+  FROM rels c JOIN pg_constraint k ON k.conrelid = c.oid
+ WHERE c.relkind = 'r'
  ORDER BY k.contype = 'f', k.oid
 """
 
 # Views and materialized views with the relations each one reads (for the creation order).
-VIEWS = """
+VIEWS = OBJECTS + """
 SELECT c.oid,
        format(CASE c.relkind WHEN 'v' THEN 'CREATE VIEW %%I.%%I AS %%s' ELSE 'CREATE MATERIALIZED VIEW %%I.%%I AS %%s WITH %%s DATA' END,
               %(dst)s, c.relname, rtrim(pg_get_viewdef(c.oid, true), E'; \\n'), CASE WHEN c.relispopulated THEN '' ELSE 'NO' END),
@@ -125,15 +118,14 @@ SELECT c.oid,
        ARRAY(SELECT DISTINCT d.refobjid FROM pg_rewrite r
                JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
               WHERE r.ev_class = c.oid AND d.refobjid <> c.oid)
-  FROM pg_class c WHERE c.relnamespace = %(src)s::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.oid
+  FROM rels c WHERE c.relkind IN ('v', 'm') ORDER BY c.oid
 """
 
 # Indexes that no constraint owns (those came with their constraint).
-INDEXES = """
+INDEXES = OBJECTS + """
 SELECT pg_get_indexdef(i.indexrelid, 0, true)
-  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
- WHERE c.relnamespace = %(src)s::regnamespace
-   AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x'))
+  FROM rels c JOIN pg_index i ON i.indrelid = c.oid
+ WHERE NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x'))
  ORDER BY i.indexrelid
 """
 
