@@ -47,6 +47,8 @@ PASSWORD = "correct-horse-battery-staple"
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
+    # Never provision into a real database: pytest-django must have switched to test_<name>.
+    assert connection.settings_dict["NAME"].startswith("test_"), connection.settings_dict["NAME"]
     with django_db_blocker.unblock():
         call_command("migrate_all", verbosity=0)
         infos = {}
