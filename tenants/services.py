@@ -1,5 +1,6 @@
 """Tenant lifecycle: provision, suspend, reactivate, delete. Each call names its actor and
 writes a TenantEvent; each is one transaction, so a failure leaves nothing behind."""
+import functools
 import secrets
 
 from django.conf import settings
@@ -8,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_tenants.utils import schema_context, schema_exists
+from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
 from .cloning import clone_schema
 from .models import Domain, Tenant, TenantEvent
@@ -17,6 +18,18 @@ from .validators import schema_name_for, validate_domain, validate_slug
 
 class TemplateMissing(RuntimeError):
     pass
+
+
+def platform_action(func):
+    """Run a platform write in the public schema (where tenant rows live), whatever schema the
+    caller's connection is on, and in one transaction."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with schema_context(get_public_schema_name()), transaction.atomic():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def _actor_label(actor):
@@ -72,7 +85,7 @@ def create_tenant_admin(*, email, password):
     return User.objects.create_superuser(username=email, email=email, password=password)
 
 
-@transaction.atomic
+@platform_action
 def tenant_create(*, actor, slug, name, admin_email=None, admin_password=None, domain=None):
     """Provision a tenant: row, schema cloned from the template, primary domain and (optionally)
     a tenant admin. All or nothing: PostgreSQL DDL is transactional, so a failure at any step
@@ -100,7 +113,7 @@ def tenant_get(slug):
         raise ValidationError({"slug": _("No tenant “%(slug)s”.") % {"slug": slug}}) from None
 
 
-@transaction.atomic
+@platform_action
 def tenant_suspend(*, actor, tenant):
     """Block every user of ``tenant`` from the next request on; no data is touched."""
     tenant.status = Tenant.Status.SUSPENDED
@@ -110,7 +123,7 @@ def tenant_suspend(*, actor, tenant):
     return tenant
 
 
-@transaction.atomic
+@platform_action
 def tenant_reactivate(*, actor, tenant):
     tenant.status = Tenant.Status.ACTIVE
     tenant.suspended_at = None
@@ -119,7 +132,7 @@ def tenant_reactivate(*, actor, tenant):
     return tenant
 
 
-@transaction.atomic
+@platform_action
 def tenant_delete(*, actor, tenant, confirm):
     """Drop the tenant's schema, domains and row. ``confirm`` must repeat the slug."""
     if confirm != tenant.slug:

@@ -91,3 +91,14 @@ def test_delete_needs_the_slug_as_confirmation(alpha):
     assert not schema_exists("t_zeta")
     assert not Tenant.objects.filter(slug="zeta").exists()
     assert not Domain.objects.filter(domain="zeta.localhost").exists()
+
+
+@pytest.mark.django_db
+def test_services_work_from_inside_a_tenant_schema(alpha):
+    """A caller left on a tenant's schema (a task, a shell) still writes to the public schema."""
+    connection.set_tenant(alpha.tenant)
+    tenant, _ = services.tenant_create(actor="pytest", slug="eta", name="Eta")
+    services.tenant_suspend(actor="pytest", tenant=tenant)
+    assert connection.schema_name == alpha.schema_name  # the caller's schema is restored
+    connection.set_schema_to_public()
+    assert Tenant.objects.get(slug="eta").status == Tenant.Status.SUSPENDED
