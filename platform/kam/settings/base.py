@@ -30,6 +30,8 @@ SHARED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "treebeard",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
