@@ -1,0 +1,187 @@
+"""A user's resolved scope: for each permission code, the ids of the org units where they hold it.
+
+Role R at unit U grants R's codes on U's whole subtree (every unit whose materialised path
+starts with U's). A membership at a closed unit grants nothing; closed units inside an open
+subtree are still part of it (their history stays visible to whoever holds the parent).
+
+Resolution costs three queries (memberships with their roles and units; the units under the
+distinct membership roots, one ``path LIKE 'P%'`` per root after dropping nested roots; the
+module toggles of the user's levels) and is cached in Redis per tenant and user. Cache keys
+carry a per-tenant generation: ``invalidate_scopes()`` bumps it, so every cached scope of the
+tenant goes stale at once after any membership, tree, role, grant or module change.
+"""
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Q
+from django_tenants.utils import schema_context
+
+logger = logging.getLogger(__name__)
+
+EMPTY = frozenset()
+SCOPE_TTL = 24 * 60 * 60  # stale generations are unreachable anyway; the TTL only frees memory
+GENERATION_KEY = "perm:scope:gen"
+
+
+@dataclass(frozen=True)
+class Scope:
+    is_superuser: bool = False
+    by_code: dict = field(default_factory=dict)  # code -> frozenset of unit ids (subtrees expanded)
+    all_units: frozenset = EMPTY  # superusers only: every unit id
+    level_ids: frozenset = EMPTY  # levels of the open units the user holds memberships at
+    modules_off: frozenset = EMPTY  # modules switched off at every one of those levels
+
+    def units(self, code):
+        return self.all_units if self.is_superuser else self.by_code.get(code, EMPTY)
+
+    def allows(self, code, unit_id):
+        return self.is_superuser or unit_id in self.by_code.get(code, EMPTY)
+
+    def holds_anywhere(self, code):
+        return self.is_superuser or bool(self.by_code.get(code))
+
+    def module_enabled(self, module):
+        # Enabled when at least one of the user's levels has not switched it off.
+        return self.is_superuser or (bool(self.level_ids) and module not in self.modules_off)
+
+
+NO_SCOPE = Scope()
+
+
+# --- Generation and invalidation -------------------------------------------------------
+
+def _pending():
+    """Schemas whose scopes this connection changed inside a transaction not yet committed."""
+    pending = getattr(connection, "_kam_scope_pending", None)
+    if pending is None:
+        pending = connection._kam_scope_pending = set()
+    if pending and not connection.in_atomic_block:
+        pending.clear()  # the transaction ended without our commit hook: rolled back
+    return pending
+
+
+def _bump(schema):
+    def bump():
+        # A missing counter starts from the clock, so it never reuses an old generation.
+        cache.add(GENERATION_KEY, int(time.time() * 1000), timeout=None)
+        try:
+            cache.incr(GENERATION_KEY)
+        except ValueError:  # evicted between add and incr
+            cache.set(GENERATION_KEY, int(time.time() * 1000), timeout=None)
+
+    if connection.schema_name == schema:
+        bump()
+    else:
+        with schema_context(schema):
+            bump()
+
+
+def _committed(schema):
+    pending = _pending()
+    if schema in pending:
+        pending.discard(schema)
+        _bump(schema)
+
+
+def invalidate_scopes():
+    """Make every cached scope of the current tenant stale.
+
+    Inside a transaction the generation is bumped now (other processes stop trusting their
+    cached scopes) and again on commit (anything they cached from the old data meanwhile is
+    dropped); until then this connection resolves scopes from the database without the cache.
+    """
+    schema = connection.schema_name
+    if not connection.in_atomic_block:
+        _bump(schema)
+        return
+    pending = _pending()
+    if schema not in pending:
+        pending.add(schema)
+        _bump(schema)
+    transaction.on_commit(lambda: _committed(schema), robust=True)
+
+
+def _generation():
+    gen = cache.get(GENERATION_KEY)
+    if gen is None:
+        cache.add(GENERATION_KEY, int(time.time() * 1000), timeout=None)
+        gen = cache.get(GENERATION_KEY)
+    return gen
+
+
+# --- Resolution ----------------------------------------------------------------------
+
+def resolve_scope(user):
+    """The user's Scope in the current tenant, from the cache when it is current."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return NO_SCOPE
+    if connection.schema_name in _pending():
+        return _compute(user)  # our own uncommitted changes: never cache them
+
+    gen = _generation()
+    memo = getattr(user, "_kam_scope", None)
+    if memo is not None and memo[0] == (connection.schema_name, gen):
+        return memo[1]
+    key = f"perm:scope:{gen}:{user.pk}:{int(user.is_superuser)}"
+    scope = cache.get(key)
+    if scope is None:
+        scope = _compute(user)
+        cache.set(key, scope, timeout=SCOPE_TTL)
+    user._kam_scope = ((connection.schema_name, gen), scope)
+    return scope
+
+
+def prune_nested(paths):
+    """Drop every path that lies under another one of ``paths``."""
+    kept = []
+    for path in sorted(paths):
+        if not kept or not path.startswith(kept[-1]):
+            kept.append(path)
+    return kept
+
+
+def _compute(user):
+    from org_hierarchy.models import OrgUnit
+    from permissions.models import Membership, ModuleToggle
+
+    if user.is_superuser:
+        return Scope(is_superuser=True, all_units=frozenset(OrgUnit.objects.values_list("pk", flat=True)))
+
+    rows = list(
+        Membership.objects.filter(user_id=user.pk, unit__is_active=True).values_list(
+            "unit__path", "unit__level_id", "role__permissions"
+        )
+    )
+    if not rows:
+        return NO_SCOPE
+
+    paths_by_code = {}
+    for path, _level, codes in rows:
+        for code in codes:
+            paths_by_code.setdefault(code, set()).add(path)
+
+    roots = prune_nested({path for path, _level, _codes in rows})
+    units = list(
+        OrgUnit.objects.filter(reduce(or_, (Q(path__startswith=root) for root in roots))).values_list("pk", "path")
+    )
+
+    by_roots = {}  # codes held at the same roots share one frozenset (also in the pickle)
+    by_code = {}
+    for code, paths in paths_by_code.items():
+        key = tuple(prune_nested(paths))
+        if key not in by_roots:
+            by_roots[key] = frozenset(pk for pk, path in units if path.startswith(key))
+        by_code[code] = by_roots[key]
+
+    level_ids = frozenset(level for _path, level, _codes in rows)
+    off_levels = {}
+    for module, level in ModuleToggle.objects.filter(level_id__in=level_ids, enabled=False).values_list("module", "level_id"):
+        off_levels.setdefault(module, set()).add(level)
+    modules_off = frozenset(module for module, levels in off_levels.items() if levels >= level_ids)
+
+    return Scope(by_code=by_code, level_ids=level_ids, modules_off=modules_off)

@@ -1,0 +1,204 @@
+"""The one read layer for permissions: what a user may see or do, for every registered model.
+
+Access is the union of the user's scope (roles on subtrees, see scope.py) and their direct
+object grants. Superusers (tenant admins) see and may do everything; inactive or anonymous
+users nothing. Lookups by id answer 404 for what the user may not see, exactly as for a
+missing id, so ids cannot be probed.
+"""
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import Http404
+
+from org_hierarchy.models import OrgUnit
+
+from . import registry
+from .models import Membership, ModuleToggle, OrgUnitUserObjectPermission, PermissionAuditEntry, Role
+from .scope import resolve_scope
+
+
+def is_active_user(user):
+    return user is not None and getattr(user, "is_authenticated", False) and user.is_active
+
+
+def grant_ids(user, model, action):
+    """Ids of ``model`` objects ``user`` holds a direct grant of ``action`` on (one indexed query)."""
+    reg = registry.get(model)
+    codename = reg.codename(action)
+    if codename is None or not is_active_user(user):
+        return set()
+    return set(
+        reg.grant_model.objects.filter(
+            user_id=user.pk,
+            permission__codename=codename,
+            permission__content_type__app_label=reg.model._meta.app_label,
+        ).values_list("content_object_id", flat=True)
+    )
+
+
+def visible(user, queryset, *, action="view"):
+    """``queryset`` narrowed to the objects ``user`` may ``action``: those owned by a unit of their
+    scope for "<resource>.<action>", plus those they hold a direct grant of ``action`` on."""
+    if not is_active_user(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    reg = registry.get(queryset)
+    unit_ids = resolve_scope(user).units(f"{reg.resource}.{action}")
+    granted = grant_ids(user, reg.model, action)
+    if reg.unit_field == "pk":
+        ids = unit_ids | granted if granted else unit_ids
+        return queryset.filter(pk__in=ids) if ids else queryset.none()
+    # Two id sets side by side: an index scan each, never "subtree OR subquery".
+    condition = Q(**{reg.unit_lookup: unit_ids}) if unit_ids else Q(pk__in=[])
+    if granted:
+        condition |= Q(pk__in=granted)
+    return queryset.filter(condition)
+
+
+def _has_grant(user, reg, action, obj):
+    codename = reg.codename(action)
+    if codename is None:
+        return False
+    return reg.grant_model.objects.filter(
+        user_id=user.pk,
+        content_object_id=obj.pk,
+        permission__codename=codename,
+        permission__content_type__app_label=reg.model._meta.app_label,
+    ).exists()
+
+
+def can(user, code, obj):
+    """May ``user`` do ``code`` ("resource.action") on ``obj``, a registered model instance?
+
+    ``code`` may name another resource managed at the object's unit ("membership.add" on an
+    OrgUnit); direct grants only count for the object's own resource.
+    """
+    if not is_active_user(user):
+        return False
+    if user.is_superuser:
+        return True
+    reg = registry.get(obj)
+    if resolve_scope(user).allows(code, reg.unit_id(obj)):
+        return True
+    resource, _dot, action = code.partition(".")
+    return resource == reg.resource and _has_grant(user, reg, action, obj)
+
+
+def require(user, code, obj):
+    """Raise Http404 when ``user`` may not even view ``obj``, PermissionDenied when they may
+    view it but not do ``code``."""
+    if can(user, code, obj):
+        return
+    view_code = f"{registry.get(obj).resource}.view"
+    if code != view_code and can(user, view_code, obj):
+        raise PermissionDenied
+    raise Http404
+
+
+def get_visible_or_404(user, queryset, pk, *, action="view"):
+    """The object ``pk`` of ``queryset`` if ``user`` may view it (else 404), and may ``action`` it
+    (else 403)."""
+    try:
+        obj = visible(user, queryset).get(pk=pk)
+    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise Http404 from None
+    if action != "view":
+        require(user, f"{registry.get(queryset).resource}.{action}", obj)
+    return obj
+
+
+def holds_tenant_wide(user, code):
+    """Does ``user`` hold ``code`` at every root unit (the whole tree)? Tenant-wide settings such
+    as role definitions and module toggles need it."""
+    if not is_active_user(user):
+        return False
+    if user.is_superuser:
+        return True
+    roots = list(OrgUnit.get_root_nodes().filter(is_active=True).values_list("pk", flat=True))
+    scope = resolve_scope(user)
+    return bool(roots) and all(scope.allows(code, root) for root in roots)
+
+
+def module_enabled(user, module):
+    """Is ``module`` on for ``user``: not switched off at one or more of the levels of the units
+    they hold memberships at (superusers: always)."""
+    from .catalog import MODULES
+
+    if module not in MODULES:
+        raise ValueError(f"Unknown module {module!r}")
+    if not is_active_user(user):
+        return False
+    return resolve_scope(user).module_enabled(module)
+
+
+# --- Lists for the admin pages and API ---------------------------------------------------
+
+def user_list(*, user):
+    """Users with a membership at a unit of ``user``'s "user.view" scope (superusers: all)."""
+    User = get_user_model()
+    if not is_active_user(user):
+        return User.objects.none()
+    if user.is_superuser:
+        return User.objects.all()
+    unit_ids = resolve_scope(user).units("user.view")
+    if not unit_ids:
+        return User.objects.none()
+    return User.objects.filter(pk__in=Membership.objects.filter(unit_id__in=unit_ids).values("user_id"))
+
+
+def user_get(*, user, pk):
+    try:
+        return user_list(user=user).get(pk=pk)
+    except (get_user_model().DoesNotExist, ValueError, TypeError, ValidationError):
+        raise Http404 from None
+
+
+def membership_list(*, user, unit=None, member=None):
+    """Memberships at units of ``user``'s "membership.view" scope, optionally at one unit (not
+    its subtree) or of one member."""
+    qs = visible(user, Membership.objects.select_related("user", "unit", "role"))
+    if unit is not None:
+        qs = qs.filter(unit=unit)
+    if member is not None:
+        qs = qs.filter(user=member)
+    return qs.order_by("unit__path", "user__username", "role__name")
+
+
+def role_list(*, user):
+    """Every role, for users who hold "role.view" somewhere (roles are tenant-wide)."""
+    if not is_active_user(user) or not resolve_scope(user).holds_anywhere("role.view"):
+        return Role.objects.none()
+    return Role.objects.all()
+
+
+def role_get(*, user, pk):
+    try:
+        return role_list(user=user).get(pk=pk)
+    except (Role.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise Http404 from None
+
+
+def grant_list(*, user, obj=None):
+    """Org unit object grants on units in ``user``'s "object_grant.view" scope."""
+    if not is_active_user(user):
+        return OrgUnitUserObjectPermission.objects.none()
+    qs = OrgUnitUserObjectPermission.objects.select_related("user", "permission", "content_object")
+    if not user.is_superuser:
+        qs = qs.filter(content_object_id__in=resolve_scope(user).units("object_grant.view"))
+    if obj is not None:
+        qs = qs.filter(content_object=obj)
+    return qs.order_by("content_object__path", "user__username")
+
+
+def module_toggle_list(*, user):
+    if not is_active_user(user) or not resolve_scope(user).holds_anywhere("module.view"):
+        return ModuleToggle.objects.none()
+    return ModuleToggle.objects.select_related("level").order_by("level__rank", "module")
+
+
+def audit_list(*, user):
+    """Permission audit entries: tenant admins only (they may name anything in the tenant)."""
+    if not is_active_user(user) or not user.is_superuser:
+        return PermissionAuditEntry.objects.none()
+    return PermissionAuditEntry.objects.all()
