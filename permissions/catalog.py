@@ -58,7 +58,13 @@ BUILTIN_ROLES = {
         codes("org_unit", "view") + codes("user", "view") + codes("membership", "view")
         + codes("customer", *DATA_ACTIONS) + codes("report", "view", "export"),
     ),
-    "provincial_admin": (_("Provincial admin"), _ADMIN + codes("role", "view") + codes("module", "view")),
+    # Holds the data permissions too: delegation never grants a role beyond the granter's own,
+    # so a provincial admin must hold what their managers and account managers hold.
+    "provincial_admin": (
+        _("Provincial admin"),
+        _ADMIN + codes("role", "view") + codes("module", "view")
+        + codes("customer", *DATA_ACTIONS) + codes("report", "view", "export"),
+    ),
     "account_manager": (
         _("Account manager"),
         codes("org_unit", "view") + codes("customer", "view", "add", "change") + codes("report", "view"),

@@ -115,7 +115,7 @@ def holds_tenant_wide(user, code):
         return False
     if user.is_superuser:
         return True
-    roots = list(OrgUnit.get_root_nodes().filter(is_active=True).values_list("pk", flat=True))
+    roots = list(OrgUnit.objects.get_root_nodes().filter(is_active=True).values_list("pk", flat=True))
     scope = resolve_scope(user)
     return bool(roots) and all(scope.allows(code, root) for root in roots)
 

@@ -18,8 +18,8 @@ def make_levels(*codes):
 
 def add_unit(code, level, parent=None):
     if parent is None:
-        return OrgUnit.objects.add_root(code=code, name=code, level=level)
-    return OrgUnit.objects.add_child(parent, code=code, name=code, level=level, parent=parent)
+        return OrgUnit.objects.add_root({"code": code, "name": code, "level": level})
+    return OrgUnit.objects.add_child(parent, {"code": code, "name": code, "level": level, "parent": parent})
 
 
 def make_user(name, **extra):
