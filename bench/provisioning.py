@@ -10,13 +10,12 @@ Prints one JSON object per line on stdout; details go to stderr.
 """
 import argparse
 import contextlib
-import json
-import os
 import statistics
 import sys
 import time
-import urllib.parse
 from unittest import mock
+
+from bench._common import emit, log, scratch_database, setup_django
 
 TENANTS = {"small": 10, "full": 50}
 
@@ -30,31 +29,6 @@ def parse_args(argv=None):
     if args.tenants < 1:
         parser.error("--tenants must be at least 1")
     return args
-
-
-def scratch_url(url):
-    """The same server, a database of the bench's own."""
-    parts = urllib.parse.urlsplit(url)
-    name = parts.path.lstrip("/") or "kam"
-    return parts._replace(path=f"/{name}_bench").geturl(), f"{name}_bench"
-
-
-def _admin_connection(url):
-    import psycopg
-
-    parts = urllib.parse.urlsplit(url)
-    return psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True)
-
-
-def create_database(url, name):
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url, name):
-    with _admin_connection(url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def replay_schema(schema_name):
@@ -93,13 +67,7 @@ def summary(label, timings):
 
 
 def run(args):
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    started = time.perf_counter()
-    call_command("migrate_all", verbosity=0, stdout=sys.stderr)  # stdout is for the JSON lines
-    print(f"migrate_all on the scratch database: {time.perf_counter() - started:.2f}s", file=sys.stderr)
+    setup_django()
 
     # One untimed tenant each way: imports and the migration graph load once per process.
     provision_one("warm-clone")
@@ -112,35 +80,21 @@ def run(args):
     for prefix in ("warm", "clone", "replay"):
         delete_tenants(prefix)
 
-    print(summary("clone", clone), file=sys.stderr)
-    print(summary("replay", replay), file=sys.stderr)
+    log(summary("clone", clone))
+    log(summary("replay", replay))
     clone_s, replay_s = statistics.mean(clone), statistics.mean(replay)
     for metric, value, unit in (
         ("provision_clone_s_per_tenant", clone_s, "s"),
         ("provision_replay_s_per_tenant", replay_s, "s"),
         ("provision_speedup", replay_s / clone_s, "x"),
     ):
-        print(json.dumps({"metric": metric, "value": round(value, 4), "unit": unit}), flush=True)
+        emit(metric, value, unit, digits=4)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kam.settings.base")
-    os.environ.setdefault("KAM_LOG_LEVEL", "WARNING")
-    from kam.embedded import ensure_services
-
-    services = ensure_services()  # noqa: F841  (embedded servers live as long as this object)
-    base_url = os.environ["DATABASE_URL"]
-    url, name = scratch_url(base_url)
-    create_database(base_url, name)
-    os.environ["DATABASE_URL"] = url  # read by kam.settings.env at django.setup()
-    try:
+    with scratch_database("bench"):
         run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(base_url, name)
     return 0
 
 
