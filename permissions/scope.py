@@ -5,8 +5,8 @@ starts with U's). A membership at a closed unit grants nothing; closed units ins
 subtree are still part of it (their history stays visible to whoever holds the parent).
 
 Resolution costs three queries (memberships with their roles and units; the units under the
-distinct membership roots, one ``path LIKE 'P%'`` per root after dropping nested roots; the
-module toggles of the user's levels) and is cached in Redis per tenant and user. Cache keys
+distinct membership roots, one ``path LIKE 'P%'`` per root after dropping nested roots, plus
+the top units; the module toggles of the user's levels) and is cached in Redis per tenant and user. Cache keys
 carry a per-tenant generation: ``invalidate_scopes()`` bumps it, so every cached scope of the
 tenant goes stale at once after any membership, tree, role, grant or module change.
 """
@@ -33,6 +33,7 @@ class Scope:
     is_superuser: bool = False
     by_code: dict = field(default_factory=dict)  # code -> frozenset of unit ids (subtrees expanded)
     all_units: frozenset = EMPTY  # superusers only: every unit id
+    tenant_wide: frozenset = EMPTY  # codes held at every open top unit, i.e. on the whole tree
     level_ids: frozenset = EMPTY  # levels of the open units the user holds memberships at
     modules_off: frozenset = EMPTY  # modules switched off at every one of those levels
 
@@ -41,6 +42,9 @@ class Scope:
 
     def allows(self, code, unit_id):
         return self.is_superuser or unit_id in self.by_code.get(code, EMPTY)
+
+    def holds_tenant_wide(self, code):
+        return self.is_superuser or code in self.tenant_wide
 
     def holds_anywhere(self, code):
         return self.is_superuser or bool(self.by_code.get(code))
@@ -166,9 +170,14 @@ def _compute(user):
             paths_by_code.setdefault(code, set()).add(path)
 
     roots = prune_nested({path for path, _level, _codes in rows})
-    units = list(
-        OrgUnit.objects.filter(reduce(or_, (Q(path__startswith=root) for root in roots))).values_list("pk", "path")
+    # The open top units come along in the same query: "tenant-wide" means held at all of them.
+    found = list(
+        OrgUnit.objects.filter(reduce(or_, (Q(path__startswith=root) for root in roots), Q(depth=1, is_active=True)))
+        .order_by()
+        .values_list("pk", "path", "depth", "is_active")
     )
+    top = [pk for pk, _path, depth, active in found if depth == 1 and active]
+    units = [(pk, path) for pk, path, _depth, _active in found if path.startswith(tuple(roots))]
 
     by_roots = {}  # codes held at the same roots share one frozenset (also in the pickle)
     by_code = {}
@@ -178,10 +187,12 @@ def _compute(user):
             by_roots[key] = frozenset(pk for pk, path in units if path.startswith(key))
         by_code[code] = by_roots[key]
 
+    tenant_wide = frozenset(code for code, ids in by_code.items() if top and all(pk in ids for pk in top))
+
     level_ids = frozenset(level for _path, level, _codes in rows)
     off_levels = {}
     for module, level in ModuleToggle.objects.filter(level_id__in=level_ids, enabled=False).values_list("module", "level_id"):
         off_levels.setdefault(module, set()).add(level)
     modules_off = frozenset(module for module, levels in off_levels.items() if levels >= level_ids)
 
-    return Scope(by_code=by_code, level_ids=level_ids, modules_off=modules_off)
+    return Scope(by_code=by_code, tenant_wide=tenant_wide, level_ids=level_ids, modules_off=modules_off)

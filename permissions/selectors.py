@@ -10,7 +10,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404
 
-from org_hierarchy.models import OrgUnit
 
 from . import registry
 from .models import Membership, ModuleToggle, OrgUnitUserObjectPermission, PermissionAuditEntry, Role
@@ -111,13 +110,7 @@ def get_visible_or_404(user, queryset, pk, *, action="view"):
 def holds_tenant_wide(user, code):
     """Does ``user`` hold ``code`` at every root unit (the whole tree)? Tenant-wide settings such
     as role definitions and module toggles need it."""
-    if not is_active_user(user):
-        return False
-    if user.is_superuser:
-        return True
-    roots = list(OrgUnit.objects.get_root_nodes().filter(is_active=True).values_list("pk", flat=True))
-    scope = resolve_scope(user)
-    return bool(roots) and all(scope.allows(code, root) for root in roots)
+    return is_active_user(user) and resolve_scope(user).holds_tenant_wide(code)
 
 
 def module_enabled(user, module):
@@ -135,13 +128,17 @@ def module_enabled(user, module):
 # --- Lists for the admin pages and API ---------------------------------------------------
 
 def user_list(*, user):
-    """Users with a membership at a unit of ``user``'s "user.view" scope (superusers: all)."""
+    """Users with a membership at a unit of ``user``'s "user.view" scope; everybody (those without
+    a membership too) for superusers and for holders of "user.view" on the whole tree."""
     User = get_user_model()
     if not is_active_user(user):
         return User.objects.none()
     if user.is_superuser:
         return User.objects.all()
-    unit_ids = resolve_scope(user).units("user.view")
+    scope = resolve_scope(user)
+    if scope.holds_tenant_wide("user.view"):
+        return User.objects.all()
+    unit_ids = scope.units("user.view")
     if not unit_ids:
         return User.objects.none()
     return User.objects.filter(pk__in=Membership.objects.filter(unit_id__in=unit_ids).values("user_id"))
