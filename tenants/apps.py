@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = _("Tenants")
+
+    def ready(self):
+        from . import deletion
+
+        deletion.install()  # the delete collector stays inside the current schema's tables
