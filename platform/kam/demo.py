@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from .paths import VAR_DIR
+from .paths import BASE_DIR, VAR_DIR
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "演示电信集团 Demo Telecom"
@@ -37,6 +37,39 @@ def _load_credentials():
 def _save_credentials(data):
     CREDENTIALS.write_text(json.dumps(data, indent=2))
     CREDENTIALS.chmod(0o600)
+
+
+def demo_tree_files():
+    """Where the demo's org tree may be: shipped in the repository, or the team's shared folder."""
+    from org_hierarchy.importing import SHIPPED_TREE
+
+    return [SHIPPED_TREE, BASE_DIR.parent / "shared" / "data" / SHIPPED_TREE.name]
+
+
+def load_demo_tree(tenant, files=None):
+    """Give the demo tenant its levels (HQ, province, city) and the HQ -> 31 provinces ->
+    342 cities tree, once: a tenant that has units already is left as it is (its admin may
+    have reorganised it since)."""
+    from django_tenants.utils import schema_context
+
+    from org_hierarchy.importing import import_org_tree
+    from org_hierarchy.models import OrgUnit
+
+    files = demo_tree_files() if files is None else files
+    source = next((path for path in files if path.is_file()), None)
+    with schema_context(tenant.schema_name):
+        if OrgUnit.objects.exists():
+            return None
+        if source is None:
+            print(f"kam demo: no org tree file at {' or '.join(map(str, files))}; the demo tenant starts without one.",
+                  file=sys.stderr)
+            return None
+        report = import_org_tree(actor="kam demo", file=source, create_levels=True)
+    if report.ok:
+        print(f"kam demo: org tree loaded from {source} ({len(report.created)} units).", flush=True)
+    else:
+        print("kam demo: the org tree was not loaded:\n  " + "\n  ".join(report.lines()), file=sys.stderr)
+    return report
 
 
 def prepare():
@@ -69,6 +102,7 @@ def prepare():
             admin = admin or User(username=DEMO_ADMIN, email=DEMO_ADMIN, is_staff=True, is_superuser=True)
             admin.set_password(creds["tenant_admin"])
             admin.save()
+    load_demo_tree(tenant)
 
     staff = User.objects.filter(username=PLATFORM_ADMIN).first()  # public schema: platform staff
     if staff is None or "platform_admin" not in creds or not staff.check_password(creds["platform_admin"]):
