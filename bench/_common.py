@@ -106,6 +106,7 @@ def scratch_database(suffix="bench"):
             from django.db import connections
 
             connections.close_all()
+            drop_cache_keys(_tenant_schemas)
         drop_database(base_url, name)
 
 
@@ -120,12 +121,31 @@ def setup_django():
     log(f"migrate_all on the scratch database: {time.perf_counter() - started:.2f}s")
 
 
+_tenant_schemas = []  # of the scratch tenants, whose cache keys go with the database
+
+
+def drop_cache_keys(schemas):
+    """Delete the scratch tenants' keys (cached scopes and the like) from the cache's Redis."""
+    if not schemas:
+        return
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    for schema in schemas:  # django_tenants.cache.make_key puts the schema first
+        keys = list(client.scan_iter(match=f"{schema}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start:start + 1000])
+    client.close()
+
+
 def scratch_tenant(slug, admin_email=None):
     """A tenant cloned from the template, as provisioning makes one (with a tenant admin, a
     superuser of its schema, when ``admin_email`` is given)."""
     from tenants import services
 
     tenant, _password = services.tenant_create(actor="bench", slug=slug, name=f"Bench {slug}", admin_email=admin_email)
+    _tenant_schemas.append(tenant.schema_name)
     return tenant
 
 
