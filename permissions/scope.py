@@ -33,7 +33,8 @@ class Scope:
     is_superuser: bool = False
     by_code: dict = field(default_factory=dict)  # code -> frozenset of unit ids (subtrees expanded)
     all_units: frozenset = EMPTY  # superusers only: every unit id
-    tenant_wide: frozenset = EMPTY  # codes held at every open top unit, i.e. on the whole tree
+    tenant_wide: frozenset = EMPTY  # codes held at every open top unit: tenant-wide settings
+    whole_tree: frozenset = EMPTY  # codes held on every unit there is, closed ones included
     level_ids: frozenset = EMPTY  # levels of the open units the user holds memberships at
     modules_off: frozenset = EMPTY  # modules switched off at every one of those levels
 
@@ -45,6 +46,9 @@ class Scope:
 
     def holds_tenant_wide(self, code):
         return self.is_superuser or code in self.tenant_wide
+
+    def covers_every_unit(self, code):
+        return self.is_superuser or code in self.whole_tree
 
     def holds_anywhere(self, code):
         return self.is_superuser or bool(self.by_code.get(code))
@@ -170,13 +174,13 @@ def _compute(user):
             paths_by_code.setdefault(code, set()).add(path)
 
     roots = prune_nested({path for path, _level, _codes in rows})
-    # The open top units come along in the same query: "tenant-wide" means held at all of them.
+    # The top units come along in the same query: "tenant-wide" means held at all open ones.
     found = list(
-        OrgUnit.objects.filter(reduce(or_, (Q(path__startswith=root) for root in roots), Q(depth=1, is_active=True)))
+        OrgUnit.objects.filter(reduce(or_, (Q(path__startswith=root) for root in roots), Q(depth=1)))
         .order_by()
         .values_list("pk", "path", "depth", "is_active")
     )
-    top = [pk for pk, _path, depth, active in found if depth == 1 and active]
+    tops = [(pk, active) for pk, _path, depth, active in found if depth == 1]
     units = [(pk, path) for pk, path, _depth, _active in found if path.startswith(tuple(roots))]
 
     by_roots = {}  # codes held at the same roots share one frozenset (also in the pickle)
@@ -187,7 +191,11 @@ def _compute(user):
             by_roots[key] = frozenset(pk for pk, path in units if path.startswith(key))
         by_code[code] = by_roots[key]
 
-    tenant_wide = frozenset(code for code, ids in by_code.items() if top and all(pk in ids for pk in top))
+    def held_at_all(units):
+        return frozenset(code for code, ids in by_code.items() if units and all(pk in ids for pk in units))
+
+    tenant_wide = held_at_all([pk for pk, active in tops if active])
+    whole_tree = held_at_all([pk for pk, _active in tops])  # a closed top unit's subtree too
 
     level_ids = frozenset(level for _path, level, _codes in rows)
     off_levels = {}
@@ -195,4 +203,6 @@ def _compute(user):
         off_levels.setdefault(module, set()).add(level)
     modules_off = frozenset(module for module, levels in off_levels.items() if levels >= level_ids)
 
-    return Scope(by_code=by_code, tenant_wide=tenant_wide, level_ids=level_ids, modules_off=modules_off)
+    return Scope(
+        by_code=by_code, tenant_wide=tenant_wide, whole_tree=whole_tree, level_ids=level_ids, modules_off=modules_off
+    )
