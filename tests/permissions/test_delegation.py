@@ -88,3 +88,33 @@ def test_grants_only_what_they_hold(tree, padmin):
     with pytest.raises(ValidationError) as exc:
         services.grant_add(actor=padmin, user=target, obj=tree.c11, action="export")
     assert "action" in exc.value.message_dict
+
+
+def test_cannot_create_or_change_units_outside_the_province(tree, padmin):
+    from org_hierarchy import services as org_services
+
+    city = tree.levels["city"]
+    with pytest.raises(Http404):
+        org_services.unit_create(actor=padmin, code="X1", name="X1", level=city, parent=tree.p2)
+    with pytest.raises(Http404):
+        org_services.unit_rename(actor=padmin, unit=tree.c21, name="Renamed")
+    with pytest.raises(Http404):  # taking a city out to another province
+        org_services.unit_move(actor=padmin, unit=tree.c11, new_parent=tree.p2)
+    with pytest.raises(PermissionDenied):  # a new top unit is a tenant admin's call
+        org_services.unit_create(actor=padmin, code="X2", name="X2", level=tree.levels["hq"])
+    assert not OrgUnit.objects.filter(code__in=["X1", "X2"]).exists()
+    inside = org_services.unit_create(actor=padmin, code="C13", name="C13", level=city, parent=tree.p1)
+    assert set(visible(padmin, OrgUnit.objects.all())) == {tree.p1, tree.c11, tree.c12, inside}
+
+
+def test_lists_stop_at_the_province(tree, padmin):
+    from permissions.selectors import grant_list, membership_list
+
+    inside, outside = make_user("in"), make_user("out")
+    member(inside, tree.c12, "account_manager")
+    member(outside, tree.c21, "account_manager")
+    services.grant_add(actor="system", user=inside, obj=tree.c21, action="view")
+    services.grant_add(actor="system", user=outside, obj=tree.c12, action="view")
+    assert set(user_list(user=padmin)) == {padmin, inside}
+    assert {m.user for m in membership_list(user=padmin)} == {padmin, inside}
+    assert [(g.user, g.content_object) for g in grant_list(user=padmin)] == [(outside, tree.c12)]
