@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from org_hierarchy import services as org_services
 from org_hierarchy.models import OrgUnit
-from permissions.models import Membership, OrgUnitUserObjectPermission, Role
+from permissions.models import Membership, Role
 from permissions.selectors import can, require, visible
 from permissions.services import grant_add
 
