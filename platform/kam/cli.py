@@ -3,6 +3,8 @@
     kam demo                 migrate, provision the demo tenant, serve web + worker + beat
     kam migrate              migrate the public schema, the template and every tenant (parallel)
     kam tenant create|list|suspend|reactivate|delete ...
+    kam org import FILE --tenant SLUG [--dry-run] [--create-levels]    load an org tree (CSV)
+    kam org tree --tenant SLUG                                         print a tenant's org tree
     kam worker | kam beat    Celery worker / beat for this deployment
     kam test [pytest args]   the whole test suite
     kam <django command>     any other manage.py command
