@@ -28,6 +28,8 @@ class OrgLevel(models.Model):
 
 
 class OrgUnit(MP_Node):
+    # treebeard's unique ``path`` already gets a varchar_pattern_ops index from Django on
+    # PostgreSQL, which is what makes ``path LIKE 'X%'`` an index range scan.
     code = models.CharField(_("code"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=200)
     level = models.ForeignKey(OrgLevel, on_delete=models.PROTECT, related_name="units", verbose_name=_("level"))
@@ -42,7 +44,6 @@ class OrgUnit(MP_Node):
     class Meta:
         verbose_name = _("org unit")
         verbose_name_plural = _("org units")
-        indexes = [models.Index(fields=["path"], name="orgunit_path_prefix", opclasses=["varchar_pattern_ops"])]
 
     def __str__(self):
         return f"{self.name} ({self.code})"
