@@ -26,6 +26,9 @@ from django_tenants.utils import schema_context
 from rest_framework.authtoken.models import Token, TokenProxy
 from rest_framework.views import APIView
 
+from org_hierarchy import services as org_services
+from permissions import services as permission_services
+from permissions.models import Role
 from tenants.models import TenantEvent
 
 PUBLIC_HOST = "localhost"
@@ -191,6 +194,10 @@ TENANT_OWN_HOST = {
     "admin/autocomplete/": {403},  # no field to complete without parameters
     "admin/r/<path:content_type_id>/<path:object_id>/": {404},  # users have no get_absolute_url
     "admin/(?P<url>.*)$": {404},
+    # Reorganisations sent without a body: the owner gets a field error, a stranger a refusal.
+    "api/v1/^org-units/(?P<pk>[^/.]+)/move/$": {400},
+    "api/v1/^org-units/(?P<pk>[^/.]+)/merge/$": {400},
+    "api/v1/^org-units/(?P<pk>[^/.]+)/close/$": {400},  # the unit still has a member
 }
 TENANT_OWN_HOST_BY_URL = {"/admin/tenants/": {404}}  # the app index of the hidden registry
 PUBLIC_OWN_HOST = {
@@ -287,6 +294,11 @@ def seed_tenant(info):
         admin_token = Token.objects.create(user=admin).key
         secret_token = Token.objects.create(user=secret)
         token_proxy = TokenProxy.objects.get(pk=secret_token.pk)
+        # An org unit the secret user belongs to and holds a grant on: rows for the org and access routes.
+        level = org_services.level_create(actor="pytest", code=f"{slug}-level", name=f"{slug.title()} secret level", rank=0)
+        unit = org_services.unit_create(actor="pytest", code=f"{slug}-unit", name=f"{slug.title()} secret unit", level=level)
+        permission_services.membership_add(actor="pytest", user=secret, unit=unit, role=Role.objects.get(code="account_manager"))
+        permission_services.grant_add(actor="pytest", user=secret, obj=unit, action="change")
     objects = Objects(
         info.schema_name,
         {
@@ -298,7 +310,8 @@ def seed_tenant(info):
             "tenants.tenantevent": TenantEvent.objects.filter(tenant_slug=slug).latest("at"),
         },
     )
-    people = [info.admin_email, secret.username, secret.email, secret.first_name, group.name, admin_token, secret_token.key]
+    people = [info.admin_email, secret.username, secret.email, secret.first_name, group.name, admin_token, secret_token.key,
+              level.name, unit.name]
     return objects, admin_token, people
 
 

@@ -1,0 +1,34 @@
+"""The links of the tenant-admin pages a user may open, for the navigation bar and the page tabs."""
+from django import template
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from permissions.scope import resolve_scope
+
+register = template.Library()
+
+# url name, label, the permission the page needs somewhere in the user's scope
+PAGES = [
+    ("org:tree", _("Org tree"), "org_unit.view"),
+    ("org:levels", _("Levels"), "org_unit.view"),
+    ("access:roles", _("Roles"), "role.view"),
+    ("access:users", _("Users"), "user.view"),
+    ("access:grants", _("Object grants"), "object_grant.view"),
+    ("access:modules", _("Modules"), "module.view"),
+]
+
+
+@register.simple_tag(takes_context=True)
+def tenant_admin_links(context):
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    tenant = getattr(request, "tenant", None)
+    if user is None or not user.is_authenticated or tenant is None or tenant.schema_name == "public":
+        return []
+    scope = resolve_scope(user)
+    links = [{"url": reverse(name), "label": label} for name, label, permission in PAGES if scope.holds_anywhere(permission)]
+    # The page is the link with the longest URL it starts with (/org/ holds /org/units/1/, not /org/levels/).
+    current = max((link["url"] for link in links if request.path.startswith(link["url"])), key=len, default=None)
+    for link in links:
+        link["active"] = link["url"] == current
+    return links
