@@ -167,3 +167,17 @@ def test_the_admin_builds_a_tree_and_a_role_and_the_new_user_sees_exactly_their_
     assert page.locator("[data-testid=unit-code]").count() == 0  # the 404 page
     page.goto(server.url("alpha", "/access/roles/"))
     expect(page.get_by_test_id("forbidden")).to_be_visible()
+
+
+PHONE = {"width": 375, "height": 667}
+
+
+@pytest.mark.parametrize("browser_options", [{"locale": "zh-CN", "viewport": PHONE, "is_mobile": True, "has_touch": True}])
+def test_the_admin_pages_fit_a_phone(page, server, alpha, log_in, browser_options):
+    log_in(alpha)
+    page.goto(server.url("alpha", "/access/roles/"))
+    role_url = page.locator("[data-role=tenant_admin] a").get_attribute("href")
+    for path in ["/org/", "/org/levels/", "/access/roles/", role_url, "/access/users/", "/access/grants/", "/access/modules/"]:
+        page.goto(server.url("alpha", path))
+        expect(page.locator("main h1")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
