@@ -181,6 +181,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Endpoints of modules switched off for the caller's levels are left out of their schema.
+    "PREPROCESSING_HOOKS": ["permissions.openapi.drop_switched_off_modules"],
 }
 
 # --- Celery (app in kam/celery.py) -----------------------------------------------------
