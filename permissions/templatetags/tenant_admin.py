@@ -32,3 +32,12 @@ def tenant_admin_links(context):
     for link in links:
         link["active"] = link["url"] == current
     return links
+
+
+@register.simple_tag(takes_context=True)
+def module_on(context, module):
+    """``{% module_on "campaigns" as on %}{% if on %}<menu entry>{% endif %}``: hide a switched-off module's links."""
+    from permissions.selectors import module_enabled
+
+    user = getattr(context.get("request"), "user", None)
+    return bool(user is not None and user.is_authenticated and module_enabled(user, module))

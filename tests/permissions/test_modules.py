@@ -1,4 +1,4 @@
-"""A module switched off at a level disappears from the API and from the OpenAPI schema of
+"""A module switched off at a level disappears from the API, the OpenAPI schema and the pages of
 users scoped there, and stays for users elsewhere."""
 import pytest
 from django.test import override_settings
@@ -37,6 +37,12 @@ def test_switched_off_module_leaves_the_schema_and_the_api_of_city_users(alpha, 
 
     assert city.get(PROBE).status_code == 404
     assert province.get(PROBE).status_code == 200
+
+    # ... and from the pages: the module's page answers 404, its menu entry is gone.
+    assert city.get("/campaigns/").status_code == 404
+    assert province.get("/campaigns/").status_code == 200
+    assert b'href="/campaigns/"' not in city.get("/menu/").content
+    assert b'href="/campaigns/"' in province.get("/menu/").content
 
 
 @override_settings(ROOT_URLCONF="tests.permissions.urls_modules")
