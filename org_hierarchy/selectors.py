@@ -4,7 +4,18 @@ serve code that has already checked access (scope resolution, reports)."""
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import OrgAuditEntry, OrgUnit, OrgUnitParentPeriod
+from .models import OrgAuditEntry, OrgLevel, OrgUnit, OrgUnitParentPeriod
+
+
+def level_list():
+    """The tenant's levels, top first. Levels are tenant-wide configuration: every user of the
+    tenant may read them (changing them needs org_unit.change on the whole tree)."""
+    return OrgLevel.objects.order_by("rank")
+
+
+def level_get(pk):
+    """A level by id, or None (also for ids that are not numbers)."""
+    return level_list().filter(pk=pk).first() if str(pk).isdigit() else None
 
 
 def unit_list(*, user, as_of=None, include_closed=False):

@@ -53,13 +53,13 @@ class TreePage(ScopedPage, View):
             return render(request, "org_hierarchy/_tree.html", context)
         may_add_roots = request.user.is_superuser  # the services' rule: only tenant admins add top-level units
         context.update(
-            add_form=(form or UnitCreateForm(prefix="root", levels=OrgLevel.objects.all())) if may_add_roots else None,
-            levels_exist=OrgLevel.objects.exists(),
+            add_form=(form or UnitCreateForm(prefix="root", levels=selectors.level_list())) if may_add_roots else None,
+            levels_exist=selectors.level_list().exists(),
         )
         return render(request, "org_hierarchy/tree.html", context, status=status)
 
     def post(self, request):
-        form = UnitCreateForm(request.POST, prefix="root", levels=OrgLevel.objects.all())
+        form = UnitCreateForm(request.POST, prefix="root", levels=selectors.level_list())
         if not run_service(request, form, lambda data: services.unit_create(actor=request.user, parent=None, **data)):
             return self.get(request, form=form, status=form.status)
         unit = form.result
@@ -83,7 +83,7 @@ class UnitPage(ScopedPage, View):
 
     def form_kwargs(self, name, unit):
         if name == "add_child":
-            return {"levels": OrgLevel.objects.filter(rank__gt=unit.level.rank)}
+            return {"levels": selectors.level_list().filter(rank__gt=unit.level.rank)}
         if name in ("move", "merge"):
             # Never the unit itself or anything under it: the service would refuse them anyway.
             return {"units": selectors.unit_list(user=self.request.user).exclude(path__startswith=unit.path)}
@@ -147,7 +147,7 @@ class LevelsPage(ScopedPage, View):
 
     def get(self, request, bound=None, status=200):
         editable = holds_tenant_wide(request.user, "org_unit.change")
-        levels = list(OrgLevel.objects.order_by("rank"))
+        levels = list(selectors.level_list())
         if editable:
             for level in levels:
                 level.form = (
@@ -166,7 +166,7 @@ class LevelsPage(ScopedPage, View):
             call = lambda d: services.level_create(actor=actor, **d)  # noqa: E731
         elif action in ("update", "delete"):
             level_id = request.POST.get("level", "")
-            level = OrgLevel.objects.filter(pk=level_id).first() if level_id.isdigit() else None
+            level = selectors.level_get(level_id)
             if level is None:
                 return self.get(request, status=400)
             prefix = f"level-{level.pk}"

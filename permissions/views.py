@@ -18,7 +18,7 @@ from django.views import View
 
 from org_hierarchy.forms import add_service_errors
 from org_hierarchy.models import OrgLevel, OrgUnit
-from org_hierarchy.selectors import unit_list
+from org_hierarchy.selectors import level_list, unit_list
 
 from . import registry, selectors, services
 from .catalog import MODULES, RESOURCES
@@ -317,7 +317,7 @@ class ModulesPage(ScopedPage, View):
 
     def get(self, request, error=None, status=200):
         context = {
-            "rows": self.cells(OrgLevel.objects.order_by("rank")),
+            "rows": self.cells(level_list()),
             "modules": MODULES,
             "editable": selectors.holds_tenant_wide(request.user, "module.change"),
             "error": error,

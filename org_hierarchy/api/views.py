@@ -59,7 +59,7 @@ class LevelViewSet(viewsets.GenericViewSet):
         return get_object_or_404(OrgLevel, pk=pk)
 
     def list(self, request):
-        page = self.paginate_queryset(OrgLevel.objects.order_by("rank"))
+        page = self.paginate_queryset(selectors.level_list())
         return self.get_paginated_response(s.LevelSerializer(page, many=True).data)
 
     def retrieve(self, request, pk=None):

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from kam.api.pagination import PagePagination
 from org_hierarchy.api.views import parsed, unit_ref
+from org_hierarchy.selectors import level_get, level_list
 from org_hierarchy.models import OrgLevel, OrgUnit
 from permissions import selectors, services
 from permissions.api_permissions import ScopedPermission
@@ -47,7 +48,7 @@ def user_ref(user, pk):
 
 
 def level_ref(pk):
-    level = OrgLevel.objects.filter(pk=pk).first()
+    level = level_get(pk)
     if level is None:
         raise ValidationError({"level": [_("Unknown level.")]})
     return level
@@ -249,7 +250,7 @@ class ModuleViewSet(viewsets.GenericViewSet):
     serializer_class = s.ModuleLevelSerializer
 
     def list(self, request):
-        page = self.paginate_queryset(OrgLevel.objects.order_by("rank"))
+        page = self.paginate_queryset(level_list())
         off = {
             (t.level_id, t.module)
             for t in selectors.module_toggle_list(user=request.user).filter(level__in=[level.pk for level in page])
