@@ -57,3 +57,37 @@ def in_alpha(alpha, db):
 @pytest.fixture
 def tree(in_alpha):
     return Tree()
+
+
+def client_for(info, user):
+    """A test client on ``info``'s host, in English, with ``user`` logged in."""
+    client = info.client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+def role(code):
+    return Role.objects.get(code=code)
+
+
+@pytest.fixture
+def admin(in_alpha):
+    """Alpha's tenant admin (a superuser inside the tenant)."""
+    return get_user_model().objects.get(username=in_alpha.admin_email)
+
+
+@pytest.fixture
+def padmin(tree):
+    """A provincial admin of P1."""
+    user = make_user("padmin")
+    member(user, tree.p1, "provincial_admin")
+    return user
+
+
+@pytest.fixture
+def people(tree):
+    """An account manager in each province (at C11 and C21)."""
+    am1, am2 = make_user("am1"), make_user("am2")
+    member(am1, tree.c11, "account_manager")
+    member(am2, tree.c21, "account_manager")
+    return am1, am2

@@ -12,15 +12,9 @@ from org_hierarchy.models import OrgLevel
 from permissions.catalog import ALL_PERMISSIONS, MODULES
 from permissions.models import Membership, ModuleToggle, OrgUnitUserObjectPermission, PermissionAuditEntry, Role
 
-from .conftest import make_user, member
+from .conftest import client_for, make_user, member, role
 
 User = get_user_model()
-
-
-def client_for(info, user):
-    client = info.client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
 
 
 def post(client, url, data=None):
@@ -43,39 +37,14 @@ def fields_of(response):
     return error["fields"]
 
 
-def role(code):
-    return Role.objects.get(code=code)
-
-
-@pytest.fixture
-def admin(in_alpha):
-    return User.objects.get(username=in_alpha.admin_email)
-
-
 @pytest.fixture
 def api(in_alpha, admin):
     return client_for(in_alpha, admin)
 
 
 @pytest.fixture
-def padmin(tree):
-    user = make_user("padmin")
-    member(user, tree.p1, "provincial_admin")
-    return user
-
-
-@pytest.fixture
 def padmin_api(in_alpha, padmin):
     return client_for(in_alpha, padmin)
-
-
-@pytest.fixture
-def people(tree):
-    """An account manager in each province."""
-    am1, am2 = make_user("am1"), make_user("am2")
-    member(am1, tree.c11, "account_manager")
-    member(am2, tree.c21, "account_manager")
-    return am1, am2
 
 
 # --- Catalogue and roles ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from permissions.catalog import RESOURCES
 from permissions.models import Membership, ModuleToggle, OrgUnitUserObjectPermission, Role
 
-from .conftest import make_user, member
+from .conftest import client_for, make_user, member, role
 
 User = get_user_model()
 
@@ -15,24 +15,9 @@ User = get_user_model()
 REFUSAL = '<div class="alert alert-danger" role="status">'  # a refused action, at the top of the page
 
 
-def client_for(info, user):
-    client = info.client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
-
-
 def html(response, status=200):
     assert response.status_code == status, response.content.decode()[:2000]
     return response.content.decode()
-
-
-def role(code):
-    return Role.objects.get(code=code)
-
-
-@pytest.fixture
-def admin(in_alpha):
-    return User.objects.get(username=in_alpha.admin_email)
 
 
 @pytest.fixture
@@ -41,23 +26,8 @@ def admin_page(in_alpha, admin):
 
 
 @pytest.fixture
-def padmin(tree):
-    user = make_user("padmin")
-    member(user, tree.p1, "provincial_admin")
-    return user
-
-
-@pytest.fixture
 def padmin_page(in_alpha, padmin):
     return client_for(in_alpha, padmin)
-
-
-@pytest.fixture
-def people(tree):
-    am1, am2 = make_user("am1"), make_user("am2")
-    member(am1, tree.c11, "account_manager")
-    member(am2, tree.c21, "account_manager")
-    return am1, am2
 
 
 def nav_links(page):
