@@ -96,3 +96,26 @@ def assert_tree_consistent():
         assert unit.parent_id == expected, f"{unit.code}: parent FK {unit.parent_id}, path says {expected}"
         open_periods = list(unit.parent_periods.filter(valid_to__isnull=True).values_list("parent_id", flat=True))
         assert open_periods == ([unit.parent_id] if unit.is_active else []), unit.code
+
+
+def client_for(info, user):
+    """A test client on ``info``'s host, in English, with ``user`` logged in (session in alpha's schema)."""
+    client = info.client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def padmin(tree):
+    """A provincial admin of P1."""
+    user = make_user("padmin")
+    member(user, tree.p1, "provincial_admin")
+    return user
+
+
+@pytest.fixture
+def viewer(tree):
+    """An account manager at P1: may view its units, not change them."""
+    user = make_user("viewer")
+    member(user, tree.p1, "account_manager")
+    return user

@@ -11,16 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from org_hierarchy import services
 from org_hierarchy.models import OrgAuditEntry, OrgUnit
 
-from .conftest import make_user, member, snapshot
+from .conftest import client_for, make_user, member, snapshot
 
 UNITS = "/api/v1/org-units/"
 LEVELS = "/api/v1/org-levels/"
-
-
-def client_for(info, user):
-    client = info.client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)  # inside in_alpha: the session lands in alpha's schema
-    return client
 
 
 @pytest.fixture
@@ -29,23 +23,13 @@ def api(in_alpha, admin):
 
 
 @pytest.fixture
-def padmin(tree):
-    user = make_user("padmin")
-    member(user, tree.p1, "provincial_admin")
-    return user
-
-
-@pytest.fixture
 def padmin_api(in_alpha, padmin):
     return client_for(in_alpha, padmin)
 
 
 @pytest.fixture
-def viewer_api(in_alpha, tree):
-    """An account manager at P1: may view its units, not change them."""
-    user = make_user("viewer")
-    member(user, tree.p1, "account_manager")
-    return client_for(in_alpha, user)
+def viewer_api(in_alpha, viewer):
+    return client_for(in_alpha, viewer)
 
 
 def codes(response):

@@ -9,16 +9,10 @@ from django.test.utils import CaptureQueriesContext
 from org_hierarchy import services
 from org_hierarchy.models import OrgAuditEntry, OrgLevel, OrgUnit
 
-from .conftest import make_user, member, snapshot
+from .conftest import client_for, make_user, snapshot
 
 
 REFUSAL = '<div class="alert alert-danger" role="status">'  # a refused action, at the top of the page
-
-
-def client_for(info, user):
-    client = info.client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -27,22 +21,13 @@ def admin_page(in_alpha, admin):
 
 
 @pytest.fixture
-def padmin(tree):
-    user = make_user("padmin")
-    member(user, tree.p1, "provincial_admin")
-    return user
-
-
-@pytest.fixture
 def padmin_page(in_alpha, padmin):
     return client_for(in_alpha, padmin)
 
 
 @pytest.fixture
-def viewer_page(in_alpha, tree):
-    user = make_user("viewer")
-    member(user, tree.p1, "account_manager")
-    return client_for(in_alpha, user)
+def viewer_page(in_alpha, viewer):
+    return client_for(in_alpha, viewer)
 
 
 def html(response, status=200):
