@@ -86,3 +86,27 @@ def _public_schema_after_test():
     yield
     if connection.connection is not None:
         connection.set_schema_to_public()
+
+
+# --- Inside alpha's schema (org tree and permission tests; each package defines its ``tree``) ---
+
+@pytest.fixture
+def in_alpha(alpha, db):
+    with schema_context(alpha.schema_name):
+        yield alpha
+
+
+@pytest.fixture
+def admin(in_alpha):
+    """Alpha's tenant admin (a superuser inside the tenant)."""
+    return get_user_model().objects.get(username=in_alpha.admin_email)
+
+
+@pytest.fixture
+def padmin(tree):
+    """A provincial admin of P1 in the package's ``tree``."""
+    from tests.support.people import make_user, member
+
+    user = make_user("padmin")
+    member(user, tree.p1, "provincial_admin")
+    return user

@@ -1,17 +1,12 @@
 """A small org tree in alpha's schema, built through the services (so it has its parent periods
 and audit entries like a real one), and helpers to prove that a refused change changed nothing."""
-import itertools
-
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import translation
-from django_tenants.utils import schema_context
 
 from org_hierarchy import services
 from org_hierarchy.models import OrgAuditEntry, OrgUnit, OrgUnitParentPeriod
-from permissions.models import Membership, OrgUnitUserObjectPermission, Role
-
-_numbers = itertools.count(1)
+from permissions.models import Membership, OrgUnitUserObjectPermission
+from tests.support.people import client_for, make_user, member  # noqa: F401  (imported by the test modules)
 
 
 class Tree:
@@ -50,28 +45,8 @@ def _english():
 
 
 @pytest.fixture
-def in_alpha(alpha, db):
-    with schema_context(alpha.schema_name):
-        yield alpha
-
-
-@pytest.fixture
 def tree(in_alpha):
     return Tree()
-
-
-@pytest.fixture
-def admin(in_alpha):
-    """alpha's tenant admin (a superuser inside the tenant)."""
-    return get_user_model().objects.get(username=in_alpha.admin_email)
-
-
-def make_user(name):
-    return get_user_model().objects.create_user(username=f"{name}-{next(_numbers)}@example.com", password="x")
-
-
-def member(user, unit, role_code):
-    return Membership.objects.create(user=user, unit=unit, role=Role.objects.get(code=role_code))
 
 
 def snapshot():
@@ -96,21 +71,6 @@ def assert_tree_consistent():
         assert unit.parent_id == expected, f"{unit.code}: parent FK {unit.parent_id}, path says {expected}"
         open_periods = list(unit.parent_periods.filter(valid_to__isnull=True).values_list("parent_id", flat=True))
         assert open_periods == ([unit.parent_id] if unit.is_active else []), unit.code
-
-
-def client_for(info, user):
-    """A test client on ``info``'s host, in English, with ``user`` logged in (session in alpha's schema)."""
-    client = info.client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def padmin(tree):
-    """A provincial admin of P1."""
-    user = make_user("padmin")
-    member(user, tree.p1, "provincial_admin")
-    return user
 
 
 @pytest.fixture

@@ -1,14 +1,9 @@
 """Trees, users and roles for permission tests, built directly in alpha's schema."""
-import itertools
-
 import pytest
-from django.contrib.auth import get_user_model
-from django_tenants.utils import schema_context
 
 from org_hierarchy.models import OrgLevel, OrgUnit
-from permissions.models import Membership, Role
-
-_codes = itertools.count(1)
+from permissions.models import Role
+from tests.support.people import client_for, make_user, member  # noqa: F401  (imported by the test modules)
 
 
 def make_levels(*codes):
@@ -20,14 +15,6 @@ def add_unit(code, level, parent=None):
     if parent is None:
         return OrgUnit.objects.add_root({"code": code, "name": code, "level": level})
     return OrgUnit.objects.add_child(parent, {"code": code, "name": code, "level": level, "parent": parent})
-
-
-def make_user(name, **extra):
-    return get_user_model().objects.create_user(username=f"{name}-{next(_codes)}@example.com", password="x", **extra)
-
-
-def member(user, unit, role_code):
-    return Membership.objects.create(user=user, unit=unit, role=Role.objects.get(code=role_code))
 
 
 class Tree:
@@ -49,39 +36,12 @@ class Tree:
 
 
 @pytest.fixture
-def in_alpha(alpha, db):
-    with schema_context(alpha.schema_name):
-        yield alpha
-
-
-@pytest.fixture
 def tree(in_alpha):
     return Tree()
 
 
-def client_for(info, user):
-    """A test client on ``info``'s host, in English, with ``user`` logged in."""
-    client = info.client(HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(user)
-    return client
-
-
 def role(code):
     return Role.objects.get(code=code)
-
-
-@pytest.fixture
-def admin(in_alpha):
-    """Alpha's tenant admin (a superuser inside the tenant)."""
-    return get_user_model().objects.get(username=in_alpha.admin_email)
-
-
-@pytest.fixture
-def padmin(tree):
-    """A provincial admin of P1."""
-    user = make_user("padmin")
-    member(user, tree.p1, "provincial_admin")
-    return user
 
 
 @pytest.fixture
