@@ -3,8 +3,9 @@
 Found from the models themselves, not from a list: every model of a tenant app with a foreign
 key to OrgUnit owns rows through it, so a model added later (customers, contracts, ...) is
 covered by merge and close without touching this app. Excluded are the tree's own history
-(OrgUnit.parent, parent periods, the audit trail) and django-guardian grant tables, which are
-access rights on the unit rather than things it owns (a merge carries them to the survivor).
+(OrgUnit.parent, parent periods, the audit trail), history snapshots (django-pghistory events
+record who owned a row then, and must not be rewritten) and django-guardian grant tables, which
+are access rights on the unit rather than things it owns (a merge carries them to the survivor).
 """
 import functools
 
@@ -14,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from guardian.models.models import BaseObjectPermission
+from pghistory.models import Event
 
 from .models import OrgAuditEntry, OrgUnit, OrgUnitParentPeriod
 
@@ -40,7 +42,7 @@ def owning_relations():
     """``(model, field name)`` for every foreign key to OrgUnit that means "this unit owns the row"."""
     found = []
     for model in _tenant_models():
-        if model._meta.proxy or not model._meta.managed or issubclass(model, TREE_HISTORY + (BaseObjectPermission,)):
+        if model._meta.proxy or not model._meta.managed or issubclass(model, TREE_HISTORY + (BaseObjectPermission, Event)):
             continue
         found += [(model, name) for name in _unit_keys(model)]
     return tuple(found)

@@ -18,6 +18,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 
+from kam import history
+
 from . import ownership
 from .models import OrgAuditEntry, OrgLevel, OrgUnit, OrgUnitParentPeriod
 
@@ -292,7 +294,8 @@ def unit_merge(*, actor, source, survivor):
         move_unit(actor=actor, unit=child, new_parent=survivor, now=now, merge_of=ref(source))
     memberships_moved, memberships_dropped = _move_memberships(source, survivor)
     grants_moved, grants_dropped = ownership.move_grants(source, survivor)
-    records = ownership.move_records(source, survivor)
+    with history.acting(actor, unit=survivor, via="org.merge"):  # customers' history names the merge
+        records = ownership.move_records(source, survivor)
     records.pop("permissions.Membership", None)  # counted above
     source.refresh_from_db()
     _close(source, now)

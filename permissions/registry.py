@@ -5,6 +5,10 @@ foreign key such as "org_unit" for a customer). Its permission codes are
 ``"<resource>.<action>"``. Object grants (django-guardian, a direct-FK grant model) give one
 action on one object: the action maps to a Django permission codename on the model, explicitly
 below; a grant on an org unit covers that unit only, never its subtree.
+
+A model with a ``group_field`` (customers: ``group``) has group rows (``group_flag`` true) whose
+members may live anywhere in the tree: whoever may view or export a group may view or export
+its members (GROUP_ACTIONS); changing a member stays with the scopes over its own unit.
 """
 from dataclasses import dataclass, field
 
@@ -23,6 +27,10 @@ GRANT_CODENAMES = {
 }
 
 
+# Actions that a group passes on to its members.
+GROUP_ACTIONS = ("view", "export")
+
+
 @dataclass(frozen=True)
 class Registration:
     model: type
@@ -30,6 +38,8 @@ class Registration:
     unit_field: str
     grant_model: type | None = None
     grant_codenames: dict = field(default_factory=dict)  # action -> permission codename
+    group_field: str | None = None  # FK to the group row of the same model
+    group_flag: str | None = None  # boolean field marking group rows
 
     @property
     def unit_lookup(self):
@@ -54,7 +64,8 @@ class Registration:
 _registry: dict = {}
 
 
-def register(model, *, resource, unit_field, grant_model=None, grant_actions=None):
+def register(model, *, resource, unit_field, grant_model=None, grant_actions=None, group_field=None,
+             group_flag=None):
     """Declare that ``model`` rows belong to an org unit through ``unit_field``.
 
     ``grant_actions`` limits which actions can be granted per object (default: every action in
@@ -63,7 +74,7 @@ def register(model, *, resource, unit_field, grant_model=None, grant_actions=Non
     name = model._meta.model_name
     actions = GRANT_CODENAMES if grant_actions is None else {a: GRANT_CODENAMES[a] for a in grant_actions}
     codenames = {action: pattern.format(model=name) for action, pattern in actions.items()}
-    _registry[model] = Registration(model, resource, unit_field, grant_model, codenames)
+    _registry[model] = Registration(model, resource, unit_field, grant_model, codenames, group_field, group_flag)
     return _registry[model]
 
 

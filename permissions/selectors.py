@@ -67,11 +67,26 @@ def visible(user, queryset, *, action="view"):
     granted = grant_ids(user, reg.model, action)
     if reg.unit_field == "pk":
         return queryset.filter(_among("pk", unit_ids | granted if granted else unit_ids))
-    # Two id sets side by side: an index scan each, never "subtree OR subquery".
+    # Id sets side by side: an index scan each, never "subtree OR subquery".
     condition = _among(reg.unit_field, unit_ids)
     if granted:
         condition |= _among("pk", granted)
+    if reg.group_field and action in registry.GROUP_ACTIONS:
+        groups = _group_ids(reg, unit_ids, granted)
+        if groups:
+            condition |= _among(f"{reg.group_field}_id", groups)
     return queryset.filter(condition)
+
+
+def _group_ids(reg, unit_ids, granted):
+    """Ids of the group rows among ``unit_ids``' rows and ``granted`` (one query, few rows)."""
+    if not unit_ids and not granted:
+        return set()
+    return set(
+        reg.model._base_manager.filter(**{reg.group_flag: True})
+        .filter(_among(reg.unit_field, unit_ids) | _among("pk", granted))
+        .values_list("pk", flat=True)
+    )
 
 
 def _has_grant(user, reg, action, obj):
@@ -100,7 +115,12 @@ def can(user, code, obj):
     if resolve_scope(user).allows(code, reg.unit_id(obj)):
         return True
     resource, _dot, action = code.partition(".")
-    return resource == reg.resource and _has_grant(user, reg, action, obj)
+    if resource != reg.resource:
+        return False
+    if _has_grant(user, reg, action, obj):
+        return True
+    group = getattr(obj, reg.group_field) if reg.group_field and action in registry.GROUP_ACTIONS else None
+    return group is not None and can(user, code, group)
 
 
 def require(user, code, obj):

@@ -4,10 +4,11 @@ django-tenants' generic clone re-creates a ~4600-line PL/pgSQL function (and dro
 re-creates a type in ``public``, so two provisionings at once can fail) on every call, and
 its copy drifts from what the migrations build: unique constraints get new names, identity
 sequences become bigint. What migrations put in a tenant schema is narrow: tables,
-sequences, indexes, constraints, views, rows. For exactly that we build the DDL from the
-catalogue in a few queries and run it as one script, keeping every name. Anything else in
-the template (functions, triggers, types, grants, ...) falls back to the generic clone with
-a warning, so the copy is never silently incomplete.
+sequences, indexes, constraints, views, rows, and the plain functions and triggers that
+django-pgtrigger / django-pghistory install for history. For exactly that we build the DDL
+from the catalogue in a few queries and run it as one script, keeping every name. Anything
+else in the template (types, aggregates, procedures, grants, ...) falls back to the generic
+clone with a warning, so the copy is never silently incomplete.
 
 The definitions are read with ``search_path`` set to the template alone: PostgreSQL then
 leaves template objects unqualified (``REFERENCES auth_user(id)``, ``nextval('x_seq')``),
@@ -33,12 +34,13 @@ WITH objects AS (SELECT classid, objid, objsubid FROM pg_depend
 # Each row names something this module does not copy; any row means "use the generic clone".
 UNSUPPORTED = OBJECTS + """
 SELECT pg_describe_object(classid, objid, objsubid) FROM objects
- WHERE classid <> 'pg_class'::regclass OR objid NOT IN (SELECT oid FROM rels WHERE relkind IN ('r', 'S', 'v', 'm'))
+ WHERE (classid <> 'pg_class'::regclass OR objid NOT IN (SELECT oid FROM rels WHERE relkind IN ('r', 'S', 'v', 'm')))
+   AND NOT (classid = 'pg_proc'::regclass AND objid IN (SELECT oid FROM pg_proc WHERE prokind = 'f' AND proconfig IS NULL
+                                                          AND proacl IS NULL AND proowner = current_user::regrole))
 UNION ALL SELECT 'unlogged, partitioned or inherited table ' || c.relname FROM rels c
  WHERE c.relpersistence <> 'p' OR c.relispartition OR EXISTS (SELECT FROM pg_inherits WHERE inhrelid = c.oid OR inhparent = c.oid)
 UNION ALL SELECT 'grants, options, row security or owner of ' || relname FROM rels
  WHERE relacl IS NOT NULL OR reloptions IS NOT NULL OR relrowsecurity OR relowner <> current_user::regrole
-UNION ALL SELECT 'trigger ' || t.tgname FROM rels c JOIN pg_trigger t ON t.tgrelid = c.oid WHERE NOT t.tgisinternal
 UNION ALL SELECT 'rule ' || r.rulename FROM rels c JOIN pg_rewrite r ON r.ev_class = c.oid WHERE r.rulename <> '_RETURN'
 UNION ALL SELECT 'column default or comment on view ' || c.relname FROM rels c JOIN pg_attribute a ON a.attrelid = c.oid
  WHERE c.relkind IN ('v', 'm') AND a.attnum > 0 AND (a.atthasdef OR col_description(c.oid, a.attnum) IS NOT NULL)
@@ -130,6 +132,34 @@ SELECT pg_get_indexdef(i.indexrelid, 0, true)
 """
 
 
+# Functions by their parts: pg_get_functiondef names the template schema in the header, and
+# the body (run with the caller's search_path) names tables unqualified.
+FUNCTIONS = OBJECTS + """
+SELECT format('CREATE FUNCTION %%I.%%I(%%s) ', %(dst)s, p.proname, pg_get_function_arguments(p.oid))
+       || substr(def, strpos(def, E'\n') + 1),
+       CASE WHEN obj_description(p.oid, 'pg_proc') IS NOT NULL
+            THEN format('COMMENT ON FUNCTION %%I.%%I(%%s) IS %%L', %(dst)s, p.proname,
+                        pg_get_function_identity_arguments(p.oid), obj_description(p.oid, 'pg_proc')) END
+  FROM objects o JOIN pg_proc p ON p.oid = o.objid
+  CROSS JOIN LATERAL pg_get_functiondef(p.oid) AS def
+ WHERE o.classid = 'pg_proc'::regclass ORDER BY p.oid
+"""
+
+# Triggers last, after the rows are in (they must not fire on the copy). Read with search_path
+# = template, so table and function come out unqualified.
+TRIGGERS = OBJECTS + """
+SELECT pg_get_triggerdef(t.oid, true),  -- "pretty" leaves visible names unqualified
+       CASE WHEN obj_description(t.oid, 'pg_trigger') IS NOT NULL
+            THEN format('COMMENT ON TRIGGER %%I ON %%I.%%I IS %%L', t.tgname, %(dst)s, c.relname,
+                        obj_description(t.oid, 'pg_trigger')) END,
+       CASE t.tgenabled WHEN 'D' THEN format('ALTER TABLE %%I.%%I DISABLE TRIGGER %%I', %(dst)s, c.relname, t.tgname)
+                        WHEN 'R' THEN format('ALTER TABLE %%I.%%I ENABLE REPLICA TRIGGER %%I', %(dst)s, c.relname, t.tgname)
+                        WHEN 'A' THEN format('ALTER TABLE %%I.%%I ENABLE ALWAYS TRIGGER %%I', %(dst)s, c.relname, t.tgname) END
+  FROM rels c JOIN pg_trigger t ON t.tgrelid = c.oid
+ WHERE NOT t.tgisinternal ORDER BY t.oid
+"""
+
+
 def unsupported(cursor, source):
     cursor.execute(UNSUPPORTED, {"src": source})
     return [row[0] for row in cursor.fetchall()]
@@ -182,6 +212,8 @@ def build_script(cursor, source, target):
         *_statements(cursor, CONSTRAINTS, params),
         *_views(cursor, params),
         *_statements(cursor, INDEXES, params),
+        *_statements(cursor, FUNCTIONS, params),
+        *_statements(cursor, TRIGGERS, params),
     ]
     _set_search_path(cursor, previous)
     return parts, target_ident, previous

@@ -58,6 +58,19 @@ CATALOGUE = {
           LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
           LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
          WHERE c.relnamespace = %(s)s::regnamespace AND c.relkind = 'S'""",
+    "functions": """
+        SELECT p.proname, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid), p.prokind::text,
+               p.prosrc, l.lanname, p.provolatile::text, obj_description(p.oid, 'pg_proc')
+          FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+         WHERE p.pronamespace = %(s)s::regnamespace""",
+    "triggers": """
+        SELECT c.relname, t.tgname, t.tgtype, t.tgenabled::text, p.proname, pn.nspname = %(s)s,
+               obj_description(t.oid, 'pg_trigger'), t.tgoldtable, t.tgnewtable
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+          JOIN pg_proc p ON p.oid = t.tgfoid
+          JOIN pg_namespace pn ON pn.oid = p.pronamespace
+         WHERE c.relnamespace = %(s)s::regnamespace AND NOT t.tgisinternal""",
     "migrations": "SELECT app, name FROM {schema}.django_migrations",
     "content_types": "SELECT id, app_label, model FROM {schema}.django_content_type",
     "permissions": "SELECT id, content_type_id, codename, name FROM {schema}.auth_permission",
@@ -115,11 +128,11 @@ def test_a_cloned_tenant_matches_a_migrated_schema(replayed):
 
 def test_the_generic_clone_of_django_tenants_drifts(replayed):
     """Why the fast clone exists besides speed: the generic one (kept only as a fallback)
-    renames unique constraints and widens identity sequences. If this starts failing,
+    renames unique constraints, widens identity sequences and gets history triggers wrong. If this starts failing,
     django-tenants changed and the fallback may deserve another look."""
     CloneSchema().clone_schema(settings.TENANT_BASE_SCHEMA, "t_prov_generic", "DATA", set_connection=False)
     drift = differences(describe("t_prov_generic"), replayed)
-    assert sorted(drift) == ["constraints", "indexes", "relations", "sequences"]
+    assert sorted(drift) == ["constraints", "indexes", "relations", "sequences", "triggers"]
     generic, migrated = drift["constraints"]
     assert {row[2] for row in generic + migrated} == {"u"}
     assert [row[3] for row in generic] == [row[3] for row in migrated]  # same columns, other names
@@ -215,17 +228,42 @@ def test_views_are_copied_and_read_the_new_schema():
 
 
 @pytest.mark.django_db
+def test_history_functions_and_triggers_are_copied_and_write_to_the_new_schema():
+    template = settings.TENANT_BASE_SCHEMA
+    with connection.cursor() as cursor:
+        assert cloning.unsupported(cursor, template) == []  # pghistory's triggers need no fallback
+    tenant, _ = services.tenant_create(actor="pytest", slug="prov-history", name="History")
+    schema = tenant.schema_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {schema}.key_accounts_product (code, name, category) VALUES ('p', 'P', 'cloud')")
+        cursor.execute(f"INSERT INTO {schema}.org_hierarchy_orglevel (code, name, rank) VALUES ('hq', 'HQ', 0)")
+        cursor.execute(f"INSERT INTO {schema}.org_hierarchy_orgunit (path, depth, numchild, code, name, level_id, is_active)"
+                       f" SELECT '0001', 1, 0, 'HQ', 'HQ', id, true FROM {schema}.org_hierarchy_orglevel RETURNING id")
+        unit = cursor.fetchone()[0]
+        cursor.execute(f"SET LOCAL search_path = {schema}, public")  # as django-tenants runs a tenant's queries
+        cursor.execute(f"INSERT INTO {schema}.key_accounts_customer (kind, name, industry, size, grade, status, org_unit_id,"
+                       " is_national_key_account, is_potential_key_account, is_group, phone, address, credit_rating,"
+                       f" created_at, updated_at) VALUES ('enterprise', 'X', '', '', 'C', 'active', {unit}, false, false,"
+                       " false, '', '', '', now(), now())")
+        cursor.execute(f"SELECT (SELECT count(*) FROM {schema}.key_accounts_customerevent),"
+                       f" (SELECT count(*) FROM {template}.key_accounts_customerevent)")
+        assert cursor.fetchone() == (1, 0)
+        cursor.execute("SELECT set_config('search_path', %s, true)", [connection.schema_name == "public" and "public" or
+                                                                     connection.schema_name])
+
+
+@pytest.mark.django_db
 def test_a_template_with_something_the_fast_clone_skips_uses_the_generic_clone(caplog):
     template = settings.TENANT_BASE_SCHEMA
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE FUNCTION {template}.prov_answer() RETURNS int LANGUAGE sql AS 'SELECT 42'")
-        assert cloning.unsupported(cursor, template) == [f"function {template}.prov_answer()"]
+        cursor.execute(f"CREATE TYPE {template}.prov_mood AS ENUM ('calm', 'busy')")
+        assert f"type {template}.prov_mood" in cloning.unsupported(cursor, template)
     with caplog.at_level(logging.WARNING, logger="tenants.cloning"):
-        tenant, _ = services.tenant_create(actor="pytest", slug="prov-func", name="Function")
+        tenant, _ = services.tenant_create(actor="pytest", slug="prov-type", name="Type")
     assert "Generic clone" in caplog.text
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {tenant.schema_name}.prov_answer()")
-        assert cursor.fetchone() == (42,)
+        cursor.execute(f"SELECT 'busy'::{tenant.schema_name}.prov_mood::text")
+        assert cursor.fetchone() == ("busy",)
 
 
 @pytest.mark.django_db

