@@ -13,12 +13,14 @@ api_v1 = [
     path("tenant/", api_views.TenantInfoView.as_view(), name="tenant-info"),
     path("", include("org_hierarchy.api.urls")),
     path("", include("permissions.api.urls")),
+    path("", include("key_accounts.api.urls")),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("org/", include("org_hierarchy.urls")),
     path("access/", include("permissions.urls")),
+    path("customers/", include("key_accounts.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
