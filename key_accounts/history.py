@@ -54,6 +54,7 @@ def _entries(model, lookup, customer_id, limit):
             context = snapshot.pgh_context.metadata if snapshot.pgh_context_id else {}
             yield {
                 "id": f"{model._meta.model_name}:{snapshot.pgh_id}",
+                "seq": snapshot.pgh_id,
                 "at": snapshot.pgh_created_at,
                 "model": model._meta.model_name,
                 "object_id": object_id,
@@ -69,5 +70,5 @@ def _entries(model, lookup, customer_id, limit):
 def changes_of(customer, limit=500):
     """The latest ``limit`` changes to ``customer`` and what hangs off it, newest first."""
     entries = [entry for model, lookup in TRACKED for entry in _entries(model, lookup, customer.pk, limit)]
-    entries.sort(key=lambda e: (e["at"], e["id"]), reverse=True)
+    entries.sort(key=lambda e: (e["at"], e["seq"]), reverse=True)
     return entries[:limit]

@@ -9,6 +9,7 @@ import re
 
 SEPARATORS = re.compile(r"[,;，；、/\n]+")
 EXTENSION = re.compile(r"(?:ext\.?|x|转|分机)\s*\d+\s*$", re.IGNORECASE)
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
 MIN_DIGITS = 3  # shorter fragments match too much to be a search
 MAX_DIGITS = 20
 
@@ -21,8 +22,8 @@ def normalize(raw):
     digits = re.sub(r"\D", "", text)
     if text.startswith("+86") or digits.startswith("0086"):
         digits = digits[4:] if digits.startswith("0086") else digits[2:]
-        if digits and not digits.startswith("1"):
-            digits = "0" + digits  # +86 10 8888 6666 -> 010 8888 6666
+        if digits and not MOBILE.match(digits):
+            digits = "0" + digits  # +86 10 8888 6666 -> 010 8888 6666 (Beijing's area code starts with 1)
     elif len(digits) == 13 and digits.startswith("861"):
         digits = digits[2:]
     return digits[:MAX_DIGITS]

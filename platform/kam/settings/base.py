@@ -249,3 +249,6 @@ LOGGING = {
 PGHISTORY_LEVEL = pgtrigger.Statement
 PGTRIGGER_INSTALL_ON_MIGRATE = False
 
+# The time of the change itself, not of its transaction's start: a service that writes several
+# times in one transaction (or a test) still gets its history in order.
+PGHISTORY_CREATED_AT_FUNCTION = "clock_timestamp()"
