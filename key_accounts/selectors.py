@@ -5,10 +5,12 @@ The customer list, the export and every search share one filter set (key_account
 so what a user exports is exactly the list they were looking at.
 """
 from django.core.exceptions import ValidationError
+from django.db.models import Sum
 
 from permissions.selectors import get_visible_or_404, visible
 
-from .models import Customer
+from . import phones
+from .models import BillingRecord, Customer, PhoneNumber
 
 
 def customers(*, user, action="view"):
@@ -43,3 +45,45 @@ def customer_history(customer):
 
     return changes_of(customer)
 
+
+
+# --- Around one customer: the caller has checked access to ``customer`` ------------------
+
+def contacts_of(customer):
+    return customer.contacts.all()
+
+
+def subscriptions_of(customer):
+    return customer.subscriptions.select_related("product")
+
+
+def billing_accounts_of(customer):
+    return customer.billing_accounts.all()
+
+
+def interactions_of(customer):
+    """The timeline: every channel, newest first."""
+    return customer.interactions.select_related("contact", "recorded_by")
+
+
+def billing_by_month(customer, months=12):
+    """``[{"month", "revenue", "usage", "arrears", "discount"}]`` summed over the customer's
+    billing accounts, the latest ``months`` months, oldest first (for the revenue chart)."""
+    rows = (
+        BillingRecord.objects.filter(customer=customer)
+        .values("month")
+        .annotate(revenue=Sum("revenue"), usage=Sum("usage"), arrears=Sum("arrears"), discount=Sum("discount"))
+        .order_by("-month")[:months]
+    )
+    return list(reversed(rows))
+
+
+def caller_id(*, user, number, limit=20):
+    """Customer cards for a calling number (R24): customers the user may view with that number
+    among their phones (main phone or a contact's), matched on the national digits' suffix, so
+    "+86 138-0013-8000", "13800138000" and a landline without its area code all find them."""
+    key = phones.search_key(number)
+    if not key:
+        return Customer.objects.none()
+    matching = PhoneNumber.objects.filter(reversed_digits__startswith=key).values("customer_id")
+    return customers(user=user).filter(pk__in=matching).select_related("org_unit", "account_manager").order_by("-id")[:limit]
