@@ -154,6 +154,7 @@ STATIC_ROOT = env.STATIC_ROOT
 STATICFILES_DIRS = [
     ("vendor/bootstrap", env.NODE_MODULES / "bootstrap" / "dist"),
     ("vendor/htmx", env.NODE_MODULES / "htmx.org" / "dist"),
+    ("vendor/chart.js", env.NODE_MODULES / "chart.js" / "dist"),
 ]
 MEDIA_ROOT = env.MEDIA_ROOT
 STORAGES = {
