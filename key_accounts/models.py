@@ -396,6 +396,10 @@ class ExportJob(models.Model):
     file = models.FileField(upload_to=upload_export, blank=True)
     message = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The creator's language (column titles, labels) and a fingerprint of their export scope when
+    # the file was written: the file is only handed out while that scope is unchanged.
+    language = models.CharField(max_length=16, blank=True)
+    scope_key = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-id"]
