@@ -157,6 +157,9 @@ STATICFILES_DIRS = [
     ("vendor/chart.js", env.NODE_MODULES / "chart.js" / "dist"),
 ]
 MEDIA_ROOT = env.MEDIA_ROOT
+# Customer exports (key_accounts/exporting.py, docs/key-accounts-export.md).
+KAM_EXPORT_SYNC_LIMIT = env.EXPORT_SYNC_LIMIT
+KAM_EXPORT_RETENTION_DAYS = env.EXPORT_RETENTION_DAYS
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -211,6 +214,10 @@ CELERY_BEAT_SCHEDULE = {
     # No `tenant_schemas` key: tenant-schemas-celery sends it once per active tenant.
     "clear-expired-sessions": {
         "task": "kam.tasks.clear_expired_sessions",
+        "schedule": 6 * 60 * 60,
+    },
+    "delete-old-exports": {
+        "task": "key_accounts.tasks.exports_cleanup",
         "schedule": 6 * 60 * 60,
     },
 }

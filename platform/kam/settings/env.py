@@ -45,6 +45,10 @@ STATIC_ROOT = Path(os.environ.get("KAM_STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_ROOT = Path(os.environ.get("KAM_MEDIA_ROOT", VAR_DIR / "media"))
 NODE_MODULES = Path(os.environ.get("KAM_NODE_MODULES", BASE_DIR / "node_modules"))
 CELERY_QUEUE = os.environ.get("KAM_CELERY_QUEUE", "kam")
+# Customer exports: up to this many rows stream straight to the browser, more run in the
+# background; finished export files are deleted after this many days.
+EXPORT_SYNC_LIMIT = int(os.environ.get("KAM_EXPORT_SYNC_LIMIT", "10000"))
+EXPORT_RETENTION_DAYS = int(os.environ.get("KAM_EXPORT_RETENTION_DAYS", "7"))
 
 # gunicorn (deploy/gunicorn.conf.py). Each thread keeps its own database connection, so a
 # web container holds up to WEB_WORKERS × WEB_THREADS of them: size PgBouncer for that.
