@@ -87,3 +87,46 @@ def caller_id(*, user, number, limit=20):
         return Customer.objects.none()
     matching = PhoneNumber.objects.filter(reversed_digits__startswith=key).values("customer_id")
     return customers(user=user).filter(pk__in=matching).select_related("org_unit", "account_manager").order_by("-id")[:limit]
+
+
+def customer_part_get(*, user, model, pk, action="view"):
+    """A contact, subscription, billing account or interaction by id, with its customer loaded:
+    Http404 when missing or when ``user`` may not view its customer, PermissionDenied when they
+    may view it but not ``action`` it (so ids of other scopes' records cannot be probed)."""
+    from django.http import Http404
+
+    customer_id = model.objects.filter(pk=pk).values_list("customer_id", flat=True).first() if str(pk).isdigit() else None
+    if customer_id is None:
+        raise Http404
+    customer = customer_get(user=user, pk=customer_id, action=action)
+    part = model.objects.get(pk=pk)
+    part.customer = customer
+    return part
+
+
+def units_where(*, user, code):
+    """The open units where ``user`` holds ``code`` ("customer.add", "customer.assign"), in tree
+    order: the unit choices of the customer forms."""
+    from org_hierarchy.models import OrgUnit
+    from permissions.scope import resolve_scope
+
+    units = OrgUnit.objects.filter(is_active=True).select_related("level").order_by("path")
+    scope = resolve_scope(user)
+    return units if scope.covers_every_unit(code) else units.filter(pk__in=sorted(scope.units(code)))
+
+
+def account_managers(*, user):
+    """The people ``user`` may name as account manager or filter the list by: active users with
+    a membership at a unit of their "customer.view" scope (everyone with a membership, for
+    holders of the whole tree)."""
+    from django.contrib.auth import get_user_model
+
+    from permissions.models import Membership
+    from permissions.scope import resolve_scope
+
+    scope = resolve_scope(user)
+    memberships = Membership.objects.all()
+    if not scope.covers_every_unit("customer.view"):
+        memberships = memberships.filter(unit_id__in=sorted(scope.units("customer.view")))
+    return get_user_model().objects.filter(is_active=True, pk__in=memberships.values("user_id")).order_by("username")
+
