@@ -331,11 +331,16 @@ def upload_export(instance, filename):
 
 class ColumnMapping(models.Model):
     """A saved import mapping: which file column feeds which customer field, and how values are
-    translated (see docs/key-accounts-import.md)."""
+    translated (see docs/key-accounts-import.md). Shipped mappings have no creator; only tenant
+    admins change them."""
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     description = models.TextField(_("description"), blank=True)
     spec = models.JSONField(_("mapping"), default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("created by"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -349,11 +354,15 @@ class ColumnMapping(models.Model):
 
 
 class ImportJob(models.Model):
+    """One uploaded file on its way into the archive (key_accounts/importing/): checked by a dry
+    run, then committed as a whole or not at all."""
+
     class Status(models.TextChoices):
         UPLOADED = "uploaded", _("Uploaded")
         CHECKING = "checking", _("Checking")
         CHECKED = "checked", _("Checked")
         INVALID = "invalid", _("Invalid")
+        QUEUED = "queued", _("Waiting to import")
         IMPORTING = "importing", _("Importing")
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
@@ -371,13 +380,29 @@ class ImportJob(models.Model):
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, help_text="the first invalid rows: line, column, reason")
     message = models.TextField(blank=True)
+    encoding = models.CharField(max_length=16, blank=True, help_text="as read (detected or chosen)")
+    checked_at = models.DateTimeField(null=True, blank=True, help_text="when a dry run last found no error")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
+
+
+class ImportRowError(models.Model):
+    """One problem an import found: a row's cell (``line`` counts the header as line 1), or the
+    whole file (``column`` blank or naming the missing columns)."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    line = models.PositiveIntegerField()
+    column = models.CharField(max_length=200, blank=True)
+    reason = models.TextField()
+    value = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["line", "id"]
+        indexes = [models.Index(fields=["job", "line", "id"], name="ka_import_error_job_line")]
 
 
 class ExportJob(models.Model):

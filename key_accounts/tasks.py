@@ -36,3 +36,43 @@ def export_customers(job_id):
 def exports_cleanup():
     """Delete the tenant's export files and jobs older than KAM_EXPORT_RETENTION_DAYS (beat)."""
     return {"deleted": exporting.jobs_cleanup()}
+
+
+# --- Imports (key_accounts/importing/) -------------------------------------------------------
+
+class ImportTask(TenantTask):
+    abstract = True
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        # Out of retries or a bug: the job says so instead of waiting forever.
+        logger.error("import job %s failed: %r", args[0] if args else None, exc)
+        if args and connection.schema_name != get_public_schema_name():
+            from .importing.services import job_fail_waiting
+
+            job_fail_waiting(args[0], str(exc))
+
+
+@app.task(base=ImportTask)
+def import_check(job_id):
+    """The dry run of import job ``job_id``; safe to run twice (a job not waiting for it is left alone)."""
+    from .importing.services import run_job
+
+    job = run_job(job_id, commit=False)
+    return {"job": job_id, "status": job.status if job else None}
+
+
+@app.task(base=ImportTask)
+def import_commit(job_id):
+    """The commit of import job ``job_id``: all rows or none; safe to run twice."""
+    from .importing.services import run_job
+
+    job = run_job(job_id, commit=True)
+    return {"job": job_id, "status": job.status if job else None}
+
+
+@app.task
+def imports_reap_stale():
+    """Mark failed the jobs that say they are running but lost their worker (beat, per tenant)."""
+    from .importing.services import jobs_reap_stale
+
+    return {"failed": jobs_reap_stale()}

@@ -1,0 +1,343 @@
+"""From text cells to the values of a customer row, in Python, row by row (everything that does
+not need the database: the archive-wide checks are set-based, in staging.py).
+
+``RowReader(spec, header, context)`` compiles a checked spec against a file's header once (a
+missing column is one file-level error); ``read(line, cells)`` then returns the row's staging
+values, or its errors as ``(line, column, reason, value)``. It is on the hot path of a
+million-row import: each column becomes one small function, chosen once.
+"""
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from key_accounts import phones
+from key_accounts.models import Customer, Grade
+from key_accounts.validators import validate_credit_code
+
+from .spec import FIELDS, PLACEHOLDER, file_columns, required_columns
+
+TRUE = {"1", "true", "t", "yes", "y", "x", "是", "真", "✓"}
+FALSE = {"0", "false", "f", "no", "n", "否", "假", ""}
+GRADE_ORDER = [Grade.STRATEGIC, Grade.A, Grade.B, Grade.C]
+
+
+class Invalid(Exception):
+    """A cell's value cannot be used; the message says why."""
+
+
+@dataclass
+class Context:
+    """What the rows are checked against, loaded once per run (see run.py)."""
+
+    units: dict  # code -> (id, is_active)
+    add_units: object  # ids of units where the importer holds "customer.add"; None: everywhere
+    users: dict = field(default_factory=dict)  # lower-cased username -> id (active users)
+    rules: list = field(default_factory=list)  # GradingRule rows
+
+
+class SpecProblem(Exception):
+    """The mapping cannot be used with this file (missing columns, a bad fixed value)."""
+
+    def __init__(self, column, reason):
+        super().__init__(reason)
+        self.column, self.reason = column, reason
+
+
+# --- One converter per field type -------------------------------------------------------------
+
+def _model_field(name):
+    return Customer._meta.get_field(name)
+
+
+def _text(name):
+    max_length = _model_field(name).max_length
+    blank = None if _model_field(name).null else ""
+
+    def convert(raw):
+        if len(raw) > max_length:
+            raise Invalid(_("At most %(max)d characters; this has %(count)d.") % {"max": max_length, "count": len(raw)})
+        return raw
+
+    return convert, blank
+
+
+def _choice(name):
+    model_field = _model_field(name)
+    lookup = {}
+    for value, label in model_field.choices:
+        lookup[str(value).lower()] = value
+        for language in ("en", "zh-hans"):
+            with translation.override(language):
+                lookup.setdefault(str(label).strip().lower(), value)
+    allowed = ", ".join(str(value) for value, _label in model_field.choices)
+
+    def convert(raw):
+        try:
+            return lookup[raw.lower()]
+        except KeyError:
+            raise Invalid(_("Not one of the choices (%(choices)s).") % {"choices": allowed}) from None
+
+    default = model_field.get_default()
+    return convert, str(default) if default is not None else ""
+
+
+def _credit_code(name):
+    def convert(raw):
+        try:
+            return validate_credit_code(raw)
+        except ValidationError as exc:
+            raise Invalid(exc.messages[0]) from None
+
+    return convert, None
+
+
+def _boolean(name=None):
+    def convert(raw):
+        lowered = raw.lower()
+        if lowered in TRUE:
+            return "t"
+        if lowered in FALSE:
+            return "f"
+        raise Invalid(_("Not a yes/no value (use 1/0, yes/no, true/false or 是/否)."))
+
+    return convert, "f"
+
+
+def _decimal_of(raw):
+    try:
+        number = Decimal(raw.replace(",", "")) if "," in raw else Decimal(raw)
+    except InvalidOperation:
+        raise Invalid(_("Not a number.")) from None
+    if not number.is_finite():
+        raise Invalid(_("Not a number."))
+    return number
+
+
+def _decimal(name=None):
+    if name is None:
+        return _decimal_of, None
+    model_field = _model_field(name)
+    max_digits, places = model_field.max_digits, model_field.decimal_places
+    limit = Decimal(10) ** (max_digits - places)
+
+    def convert(raw):
+        number = _decimal_of(raw)
+        if number.as_tuple().exponent < -places:
+            raise Invalid(_("At most %(places)d decimal places.") % {"places": places})
+        if abs(number) >= limit:
+            raise Invalid(_("Too large: at most %(digits)d digits before the decimal point.") % {"digits": max_digits - places})
+        return number
+
+    return convert, None
+
+
+def _integer(name=None):
+    def convert(raw):
+        try:
+            return int(raw.replace(",", "")) if "," in raw else int(raw)
+        except ValueError:
+            raise Invalid(_("Not a whole number.")) from None
+
+    return convert, None
+
+
+def _date(name=None):
+    def convert(raw):
+        try:
+            return datetime.date.fromisoformat(raw.replace("/", "-"))
+        except ValueError:
+            raise Invalid(_("Not a date (write it as 2024-03-31).")) from None
+
+    return convert, None
+
+
+def _unit(context):
+    def convert(raw):
+        found = context.units.get(raw) or context.units.get(raw.upper())
+        if found is None:
+            raise Invalid(_("No unit has this code."))
+        unit_id, is_active = found
+        if not is_active:
+            raise Invalid(_("This unit is closed."))
+        if context.add_units is not None and unit_id not in context.add_units:
+            raise Invalid(_("You may not add customers to this unit."))
+        return unit_id
+
+    return convert, None
+
+
+def _user(context):
+    def convert(raw):
+        user_id = context.users.get(raw.lower())
+        if user_id is None:
+            raise Invalid(_("No active user has this username."))
+        return user_id
+
+    return convert, None
+
+
+VALUE_CONVERTERS = {"text": lambda name=None: ((lambda raw: raw), ""), "integer": _integer, "decimal": _decimal,
+                    "boolean": _boolean, "date": _date}
+FIELD_CONVERTERS = {"text": _text, "choice": _choice, "credit_code": _credit_code, "boolean": _boolean, "decimal": _decimal}
+
+
+def field_converter(name, context):
+    kind = FIELDS[name]
+    if kind == "unit":
+        return _unit(context)
+    if kind == "user":
+        return _user(context)
+    return FIELD_CONVERTERS[kind](name)
+
+
+# --- The compiled reader ----------------------------------------------------------------------
+
+def staging_fields(spec):
+    """The customer fields a spec sets, in a fixed order (the staging table's columns)."""
+    mapped = {e["field"] for e in spec["columns"].values() if e["field"]} | set(spec["fixed"]) | set(spec["templates"])
+    if spec["grading"]:
+        mapped.add("grade")
+    return [name for name in FIELDS if name in mapped]
+
+
+class RowReader:
+    def __init__(self, spec, header, context):
+        self.spec = spec
+        self.width = len(header)
+        index = {}
+        for position, name in enumerate(header):
+            index.setdefault(name, position)
+        missing = [name for name in required_columns(spec) if name not in index]
+        if missing:
+            raise SpecProblem(", ".join(missing), _("The file has no column %(columns)s (its columns: %(header)s).") % {
+                "columns": ", ".join(missing), "header": ", ".join(header) or "-"})
+        self.index = index
+        self.fields = staging_fields(spec)
+        self.slot = {name: position for position, name in enumerate(self.fields)}
+        self.key = spec["key"]
+        self.with_phones = "phone" in self.slot
+
+        # Fixed values: converted once; a bad one is a problem of the mapping, not of a row.
+        self.fixed = []
+        for name, raw in spec["fixed"].items():
+            convert, blank = field_converter(name, context)
+            try:
+                value = convert(raw.strip()) if raw.strip() else blank
+            except Invalid as exc:
+                raise SpecProblem(name, _("fixed %(field)s = %(value)s: %(reason)s") % {
+                    "field": name, "value": raw, "reason": exc}) from None
+            self.fixed.append((self.slot[name], value))
+
+        # Columns: (file position or None, column name, converter, blank value, entry, slot or None, value key)
+        self.columns = []
+        for name, entry in spec["columns"].items():
+            if entry["field"]:
+                convert, blank = field_converter(entry["field"], context)
+                required = entry["required"] or entry["field"] in ("name", self.key)
+            else:
+                convert, blank = VALUE_CONVERTERS[entry["type"]]()
+                required = entry["required"]
+            condition = [(index.get(column), set(values)) for column, values in entry["default_if"].items()]
+            if condition:
+                blank_reason = _("This cell is blank; blank is only allowed when %(condition)s.") % {"condition": _(" and ").join(
+                    f"{column} = {' / '.join(values)}" for column, values in entry["default_if"].items())}
+            else:
+                blank_reason = _("This cell is required.")
+            self.columns.append((
+                index.get(name), name, convert, blank, entry["values"], entry["default"], condition, required,
+                blank_reason, self.slot.get(entry["field"]) if entry["field"] else None,
+            ))
+
+        self.templates = []
+        for name, template in spec["templates"].items():
+            convert, blank = field_converter(name, context)
+            pieces, last = [], 0
+            for match in PLACEHOLDER.finditer(template):
+                pieces.append((template[last:match.start()], index[match.group(1)]))
+                last = match.end()
+            self.templates.append((self.slot[name], name, convert, pieces, template[last:]))
+
+        self.grading = None
+        if spec["grading"]:
+            grading = spec["grading"]
+            rules = sorted(context.rules, key=lambda rule: GRADE_ORDER.index(rule.grade))
+            self.grading = (
+                grading["monthly_revenue"], [index[c] for c in grading["products"]], set(grading["no_product"]),
+                [(rule.grade, rule.min_monthly_revenue, rule.min_products) for rule in rules], self.slot["grade"],
+            )
+        self.columns_read = file_columns(spec)
+
+    def read(self, line, cells):
+        """``(values, None)`` for a good row (values in ``self.fields`` order, then the phone
+        digits when phones are imported), or ``(None, errors)``."""
+        errors = []
+        values = [None] * len(self.fields)
+        for position, value in self.fixed:
+            values[position] = value
+        if len(cells) > self.width:
+            errors.append((line, "", _("The row has %(cells)d cells; the header has %(header)d.") % {
+                "cells": len(cells), "header": self.width}, ""))
+        typed = {}
+        width = len(cells)
+        for position, name, convert, blank, translate, default, condition, required, blank_reason, slot in self.columns:
+            raw = cells[position].strip() if position is not None and position < width else ""
+            if translate:
+                raw = translate.get(raw, raw)
+            if raw == "" and default is not None and all(
+                (cells[p].strip() if p is not None and p < width else "") in allowed for p, allowed in condition
+            ):
+                raw = default
+            if raw == "":
+                if required:
+                    errors.append((line, name, blank_reason, ""))
+                    continue
+                value = blank
+            else:
+                try:
+                    value = convert(raw)
+                except Invalid as exc:
+                    errors.append((line, name, str(exc), raw[:200]))
+                    continue
+            typed[name] = value
+            if slot is not None:
+                values[slot] = value
+
+        for slot, name, convert, pieces, tail in self.templates:
+            raw = ("".join(text + (cells[p].strip() if p < width else "") for text, p in pieces) + tail).strip()
+            if not raw and name in ("name", self.key):
+                errors.append((line, name, _("This cell is required."), ""))
+                continue
+            try:
+                values[slot] = convert(raw)
+            except Invalid as exc:
+                errors.append((line, name, str(exc), raw[:200]))
+
+        if self.grading is not None:
+            revenue_column, product_positions, no_product, rules, slot = self.grading
+            revenue = typed.get(revenue_column)
+            if revenue is None:
+                values[slot] = Grade.C
+            else:
+                products = sum(1 for p in product_positions if p < width and (v := cells[p].strip()) and v not in no_product)
+                values[slot] = next((grade for grade, minimum, count in rules if revenue >= minimum and products >= count), Grade.C)
+
+        if "credit_code" in self.slot and values[self.slot["credit_code"]] and "kind" in self.slot \
+                and values[self.slot["kind"]] == Customer.Kind.INDIVIDUAL:
+            errors.append((line, self.column_of("credit_code"), _("Individuals have no unified social credit code."),
+                           values[self.slot["credit_code"]]))
+        if errors:
+            return None, errors
+        if self.with_phones:
+            values.append(phones.digits_of(values[self.slot["phone"]]))
+        return values, None
+
+    def column_of(self, field_name):
+        """The file column a field comes from (or the field's name, for fixed values and templates)."""
+        for name, entry in self.spec["columns"].items():
+            if entry["field"] == field_name:
+                return name
+        return field_name

@@ -1,0 +1,203 @@
+"""The set-based half of an import: a staging table loaded by COPY, archive-wide checks as
+joins, and the upsert as one INSERT and one UPDATE (plus the phone index), all on the caller's
+transaction.
+
+The staging tables are TEMP ... ON COMMIT DROP: private to the import's connection, never
+written to the WAL, and gone with the transaction however it ends (commit, rollback, a killed
+worker). Rows are matched to the archive by the spec's key (external id or credit code); a row
+keyed by external id may also adopt an existing customer that has its credit code and no
+external id yet. An UPDATE only touches customers whose imported fields differ, so re-importing
+a file writes nothing and adds no history.
+
+Statements run on the raw psycopg cursor: the history context is attached to the transaction
+once (kam.history.attach), and the pghistory triggers (statement level) record every inserted
+and changed row with it.
+"""
+from django.db import connection
+from django.utils.translation import gettext as _
+
+from key_accounts.models import Customer, PhoneNumber
+
+ROWS = "_kam_import_rows"
+MATCHED = "_kam_import_matched"
+UNIQUE = ("external_id", "credit_code")
+
+
+def _column(name):
+    return Customer._meta.get_field(name).column
+
+
+def _sql_type(name):
+    return Customer._meta.get_field(name).db_type(connection)
+
+
+class Staging:
+    def __init__(self, cursor, fields, *, key, with_phones):
+        self.cursor = cursor  # raw psycopg cursor inside the import's transaction
+        self.fields = fields
+        self.columns = [_column(name) for name in fields]
+        self.key = key
+        self.with_phones = with_phones
+        self.customer = Customer._meta.db_table
+        self.phone_table = PhoneNumber._meta.db_table
+        self.rows = 0
+
+    # --- Load ---------------------------------------------------------------------------------
+
+    def create(self):
+        columns = ", ".join(f'"{col}" {_sql_type(name)}' for name, col in zip(self.fields, self.columns))
+        phones = ", phone_digits text[]" if self.with_phones else ""
+        self.cursor.execute(f"CREATE TEMP TABLE {ROWS} (line integer NOT NULL, {columns}{phones}) ON COMMIT DROP")
+
+    def copy(self, rows):
+        """Append ``rows`` (line first, then the values in ``fields`` order, then phone digits)."""
+        names = ", ".join(["line", *(f'"{col}"' for col in self.columns), *(["phone_digits"] if self.with_phones else [])])
+        with self.cursor.copy(f"COPY {ROWS} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        self.rows += len(rows)
+
+    # --- Check --------------------------------------------------------------------------------
+
+    def duplicates(self):
+        """``(line, field, first_line)`` for each row repeating an earlier row's key or credit code."""
+        found = []
+        for name in UNIQUE:
+            if name not in self.fields:
+                continue
+            col = _column(name)
+            self.cursor.execute(
+                f'SELECT r.line, min(r.line) OVER (PARTITION BY r."{col}") FROM {ROWS} r '
+                f'JOIN (SELECT "{col}" FROM {ROWS} WHERE "{col}" IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d '
+                f'USING ("{col}") ORDER BY 1'
+            )
+            found += [(line, name, first) for line, first in self.cursor.fetchall() if line != first]
+        return found
+
+    def match(self):
+        """Join the rows to the archive once: ``customer_id`` (the customer a row updates, if
+        any), its current unit and phone, and the owners of the row's unique values."""
+        key = _column(self.key)
+        joins = [f'LEFT JOIN {self.customer} k ON k."{key}" = r."{key}"']
+        customer_id, old_unit, old_phone = "k.id", "k.org_unit_id", "k.phone"
+        if self.key == "external_id" and "credit_code" in self.fields:
+            # Adopt a customer known only by its credit code (e.g. entered by hand before).
+            joins.append(
+                f"LEFT JOIN {self.customer} a ON k.id IS NULL AND a.external_id IS NULL AND a.credit_code = r.credit_code"
+            )
+            customer_id, old_unit, old_phone = "coalesce(k.id, a.id)", "coalesce(k.org_unit_id, a.org_unit_id)", "coalesce(k.phone, a.phone)"
+        owners = []
+        for name in UNIQUE:
+            if name in self.fields and name != self.key:
+                joins.append(f'LEFT JOIN {self.customer} o_{name} ON o_{name}."{_column(name)}" = r."{_column(name)}"')
+                owners.append(f"o_{name}.id AS owner_{name}")
+        phone = f", {old_phone} IS DISTINCT FROM r.phone AS phone_changed" if self.with_phones else ""
+        self.cursor.execute(
+            f"CREATE TEMP TABLE {MATCHED} ON COMMIT DROP AS SELECT r.*, {customer_id} AS customer_id, {old_unit} AS old_unit"
+            f"{phone}{''.join(', ' + o for o in owners)} FROM {ROWS} r {' '.join(joins)}"
+        )
+        self.cursor.execute(f"ANALYZE {MATCHED}")
+
+    def conflicts(self):
+        """``(line, field)`` where a unique value already belongs to another customer."""
+        found = []
+        for name in UNIQUE:
+            if name in self.fields and name != self.key:
+                self.cursor.execute(
+                    f"SELECT line FROM {MATCHED} WHERE owner_{name} IS NOT NULL AND owner_{name} IS DISTINCT FROM customer_id ORDER BY 1"
+                )
+                found += [(line, name) for (line,) in self.cursor.fetchall()]
+        return found
+
+    def outside(self, code_units):
+        """Lines of rows that update a customer whose unit is not among ``code_units``."""
+        self.cursor.execute(
+            f"SELECT line FROM {MATCHED} WHERE customer_id IS NOT NULL "
+            f"AND NOT old_unit IN (SELECT unnest(%s::bigint[])) ORDER BY 1",
+            [sorted(code_units)],
+        )
+        return [line for (line,) in self.cursor.fetchall()]
+
+    def moved_outside(self, assign_units):
+        """Lines of rows that move an existing customer to another unit without "customer.assign"
+        at both units (``assign_units`` None: held everywhere)."""
+        if "org_unit" not in self.fields:
+            return []
+        if assign_units is None:
+            return []
+        self.cursor.execute(
+            f"SELECT line FROM {MATCHED} WHERE customer_id IS NOT NULL AND org_unit_id <> old_unit "
+            f"AND NOT (old_unit IN (SELECT unnest(%s::bigint[])) AND org_unit_id IN (SELECT unnest(%s::bigint[]))) ORDER BY 1",
+            [sorted(assign_units), sorted(assign_units)],
+        )
+        return [line for (line,) in self.cursor.fetchall()]
+
+    def _differs(self, left="c", right="m"):
+        cols = [f'"{col}"' for col in self.columns]
+        return f"ROW({', '.join(f'{left}.{c}' for c in cols)}) IS DISTINCT FROM ROW({', '.join(f'{right}.{c}' for c in cols)})"
+
+    def counts(self):
+        """``(created, updated, unchanged)`` as the write would do them."""
+        self.cursor.execute(f"SELECT count(*) FILTER (WHERE customer_id IS NULL), count(customer_id) FROM {MATCHED}")
+        created, existing = self.cursor.fetchone()
+        self.cursor.execute(f"SELECT count(*) FROM {MATCHED} m JOIN {self.customer} c ON c.id = m.customer_id WHERE {self._differs()}")
+        (updated,) = self.cursor.fetchone()
+        return created, updated, existing - updated
+
+    # --- Write --------------------------------------------------------------------------------
+
+    def write(self, now):
+        """Insert the new customers, update the changed ones, re-index changed phones.
+        Returns ``(created, updated)``."""
+        defaults = {}
+        for model_field in Customer._meta.concrete_fields:
+            if model_field.primary_key or model_field.name in self.fields:
+                continue
+            if model_field.name in ("created_at", "updated_at"):
+                defaults[model_field.column] = now
+            else:
+                defaults[model_field.column] = model_field.get_db_prep_save(model_field.get_default(), connection)
+        cols = [f'"{col}"' for col in self.columns]
+        insert_cols = cols + [f'"{col}"' for col in defaults]
+        self.cursor.execute(
+            f"INSERT INTO {self.customer} ({', '.join(insert_cols)}) "
+            f"SELECT {', '.join('m.' + c for c in cols)}{''.join(', %s' for _ in defaults)} "
+            f"FROM {MATCHED} m WHERE m.customer_id IS NULL ORDER BY m.line",
+            list(defaults.values()),
+        )
+        created = self.cursor.rowcount
+        self.cursor.execute(
+            f"UPDATE {self.customer} c SET {', '.join(f'{c} = m.{c}' for c in cols)}, updated_at = %s "
+            f"FROM {MATCHED} m WHERE c.id = m.customer_id AND {self._differs()}",
+            [now],
+        )
+        updated = self.cursor.rowcount
+        if self.with_phones:
+            self._reindex_phones()
+        return created, updated
+
+    def _reindex_phones(self):
+        """The customers' own numbers (not their contacts') in the phone search index, for
+        new customers and those whose main phone changed."""
+        key = _column(self.key)
+        self.cursor.execute(
+            f"DELETE FROM {self.phone_table} p USING {MATCHED} m "
+            f"WHERE m.customer_id IS NOT NULL AND m.phone_changed AND p.customer_id = m.customer_id AND p.contact_id IS NULL"
+        )
+        self.cursor.execute(
+            f"INSERT INTO {self.phone_table} (customer_id, contact_id, digits, reversed_digits) "
+            f"SELECT c.id, NULL, d.digits, reverse(d.digits) FROM {MATCHED} m "
+            f'JOIN {self.customer} c ON c."{key}" = m."{key}" CROSS JOIN LATERAL unnest(m.phone_digits) AS d(digits) '
+            f"WHERE m.phone_changed"
+        )
+
+
+def describe(kind, field_name):
+    """The reason text for a set-based finding."""
+    if kind == "conflict":
+        return _("This %(field)s already belongs to another customer.") % {"field": Customer._meta.get_field(field_name).verbose_name}
+    if kind == "outside":
+        return _("This customer exists in a unit where you may not change customers.")
+    if kind == "moved":
+        return _("Moving this customer to another unit needs the assign permission at both units.")
+    raise ValueError(kind)
