@@ -2,6 +2,10 @@
 verbose names, choice labels and the names behind foreign keys (one query per related model
 for the whole page, whatever the number of entries)."""
 from django.contrib.auth import get_user_model
+from django.db import models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from org_hierarchy.models import OrgUnit
@@ -41,6 +45,9 @@ def _display(field, value, names):
         return "—"
     if field.is_relation:
         return names.get(field.related_model, {}).get(value, f"#{value}")
+    if isinstance(field, models.DateTimeField):
+        moment = parse_datetime(value)
+        return date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT") if moment else value
     if field.choices:
         return dict(field.flatchoices).get(value, value)
     if isinstance(value, bool):
@@ -49,7 +56,7 @@ def _display(field, value, names):
 
 
 def present(entries, user, customer):
-    """Rows for the template: ``{"entry", "what", "title", "action", "changes": [(label, before, after)]}``."""
+    """Rows for the template: ``{"entry", "what", "title", "action", "changes": [{"name", "label", "before", "after"}]}``."""
     wanted = {}
     for entry in entries:
         model = MODELS[entry["model"]]
@@ -68,11 +75,11 @@ def present(entries, user, customer):
     rows = []
     for entry in entries:
         model = MODELS[entry["model"]]
-        changes = [
-            (model._meta.get_field(name).verbose_name, _display(model._meta.get_field(name), before, names),
-             _display(model._meta.get_field(name), after, names))
-            for name, (before, after) in entry["changes"].items()
-        ]
+        changes = []
+        for name, (before, after) in entry["changes"].items():
+            field = model._meta.get_field(name)
+            changes.append({"name": name, "label": field.verbose_name, "before": _display(field, before, names),
+                            "after": _display(field, after, names), "raw": (before, after)})
         rows.append({
             "entry": entry,
             "what": model._meta.verbose_name,

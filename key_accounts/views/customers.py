@@ -30,6 +30,8 @@ TIMELINE = 100  # the newest interactions on the 360 page
 MEMBERS = 20  # group members listed on the 360 page (the list page has them all)
 SORTABLE = [("name", gettext_lazy("Name")), ("grade", gettext_lazy("Grade")), ("status", gettext_lazy("Status")),
             ("created", gettext_lazy("Created"))]
+CHANNEL_BADGES = {"call_centre": "text-bg-info", "business_hall": "text-bg-secondary", "web": "text-bg-light border",
+                  "mobile": "text-bg-dark", "field_visit": "text-bg-success"}
 PROFILE = ["kind", "credit_code", "industry", "size", "grade", "status", "org_unit", "account_manager",
            "is_national_key_account", "is_potential_key_account", "is_group", "phone", "address", "external_id",
            "created_at", "updated_at"]
@@ -42,6 +44,18 @@ def _query(params, **changes):
         if value is not None:
             params[name] = value
     return params.urlencode()
+
+
+def _given(query):
+    """The parameters that have a value: the filter form sends every field, "All" as empty."""
+    params = query.copy()
+    for name in list(params):
+        values = [value for value in params.getlist(name) if value.strip()]
+        if values:
+            params.setlist(name, values)
+        else:
+            del params[name]
+    return params
 
 
 def _columns(params):
@@ -65,27 +79,29 @@ class CustomerList(CustomerPage):
 
     def get(self, request):
         user = request.user
+        params = _given(request.GET)
         errors = None
         try:
-            queryset = selectors.customer_list(user=user, params=request.GET)
+            queryset = selectors.customer_list(user=user, params=params)
         except ValidationError as exc:
             queryset, errors = Customer.objects.none(), exc.messages
-        page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
-        base = _query(request.GET, page=None)
+        page = Paginator(queryset, PAGE_SIZE).get_page(params.get("page"))
+        base = _query(params, page=None)
         context = {
             "page": page,
             "customers": list(page.object_list),
             "errors": errors,
             "query": base,
             "page_prefix": f"?{base}&page=" if base else "?page=",
-            "columns": _columns(request.GET),
+            "columns": _columns(params),
         }
         if is_htmx(request, "customer-results"):
             return render(request, "key_accounts/_results.html", context)
         context["filters"] = CustomerSearchForm(
-            request.GET, units=unit_list(user=user), managers=selectors.account_managers(user=user)
+            params, units=unit_list(user=user), managers=selectors.account_managers(user=user)
         )
         context["may_add"] = resolve_scope(user).holds_anywhere("customer.add")
+        context["narrowed"] = any(params.get(name) for name in context["filters"].fields if name != "q")
         return render(request, "key_accounts/list.html", context)
 
 
@@ -129,6 +145,8 @@ class CustomerDetail(CustomerPage):
             member_count = in_group.count()
         months = selectors.billing_by_month(customer)
         interactions = list(selectors.interactions_of(customer)[:TIMELINE])
+        for interaction in interactions:
+            interaction.badge = CHANNEL_BADGES.get(interaction.channel, "text-bg-light border")
         scores = [i.satisfaction for i in interactions if i.satisfaction]
         context = {
             "customer": customer,

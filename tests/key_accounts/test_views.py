@@ -127,6 +127,10 @@ def test_the_list_filters_searches_and_sorts(alpha, tree, people, archive):
     shown = [int(pk) for pk in re.findall(r'data-customer="(\d+)"', page)]
     assert shown == sorted(shown, key=lambda pk: Customer.objects.get(pk=pk).name)
     assert 'aria-sort="ascending"' in page
+    # The filter form sends every field, those left at "All" empty.
+    every_field = {"q": "南山", "kind": "", "grade": "", "status": "", "industry": "", "unit": "", "manager": "",
+                   "national": "", "potential": ""}
+    assert listed(hq.get(LIST, every_field)) == ids(archive.c12)
     # A bad filter value says so instead of failing.
     response = hq.get(LIST, {"grade": "Z"})
     assert response.status_code == 200 and b'data-testid="filter-error"' in response.content
@@ -242,11 +246,11 @@ def test_the_history_tab_shows_who_where_and_each_field_before_and_after(alpha, 
     page = client_for(alpha, people.province).get(f"{detail(archive.c11)}history/").content.decode()
     first = page.split('data-history="')[1]
     assert people.province.get_username() in first and "acting at P1" in first
-    row = re.search(r'data-change="grade">(.*?)</tr>', first, re.S).group(1)
+    row = re.search(r'data-change="grade"[^>]*>(.*?)</tr>', first, re.S).group(1)
     assert "Grade C" in row and "Strategic" in row  # choice labels, not codes
-    row = re.search(r'data-change="owning unit">(.*?)</tr>', first, re.S).group(1)
+    row = re.search(r'data-change="org_unit"[^>]*>(.*?)</tr>', first, re.S).group(1)
     assert tree.c11.name in row and tree.c12.name in row  # unit names, not ids
-    assert 'data-change="potential key account"' in first
+    assert 'data-change="is_potential_key_account"' in first
 
 
 # --- Query counts ----------------------------------------------------------------------------

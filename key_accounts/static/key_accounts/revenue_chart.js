@@ -22,7 +22,7 @@
       options: {
         responsive: true,
         maintainAspectRatio: true,
-        aspectRatio: 2,
+        aspectRatio: window.innerWidth < 576 ? 1.3 : 2,  // taller on a phone
         animation: false,
         scales: {y: {beginAtZero: true}},
         plugins: {legend: {position: "bottom"}}
