@@ -1,6 +1,7 @@
 """`kam demo`: the first README command's product run.
 
-Migrates, provisions the demo tenant (once; later runs reuse the data), starts gunicorn,
+Migrates, provisions the demo tenant (once, with an org tree and a generated archive of
+customers from bench.generate; later runs reuse the data), starts gunicorn,
 a Celery worker and beat, prints where to log in, and stops them all on Ctrl-C.
 """
 import argparse
@@ -19,6 +20,7 @@ DEMO_NAME = "演示电信集团 Demo Telecom"
 DEMO_ADMIN = "admin@demo.kam.local"
 PLATFORM_ADMIN = "platform@kam.local"
 CREDENTIALS = VAR_DIR / "demo-credentials.json"
+DEMO_CUSTOMERS = 3_000  # generated once by bench.generate; a couple of seconds
 
 
 def celery_argv(kind):
@@ -72,6 +74,28 @@ def load_demo_tree(tenant, files=None):
     return report
 
 
+def load_demo_data(tenant, creds, customers=DEMO_CUSTOMERS):
+    """Give the demo tenant its generated archive (bench.generate), once: ``creds`` (the demo's
+    var/ file) remembers it, and a tenant without a tree or with customers already is left alone.
+    Returns the generator's report, or None when nothing was generated."""
+    from django_tenants.utils import schema_context
+
+    from key_accounts.models import Customer
+    from org_hierarchy.models import OrgUnit
+
+    if creds.get("demo_data"):
+        return None
+    with schema_context(tenant.schema_name):
+        if Customer.objects.exists() or not OrgUnit.objects.exists():
+            return None
+    from bench.generate import generate
+
+    report = generate(tenant=tenant, customers=customers, seed=1)
+    creds["demo_data"] = {"customers": report.rows["customer"], "seed": report.seed}
+    print(f"kam demo: {report.rows['customer']:,} customers generated ({report.seconds:.1f}s).", flush=True)
+    return report
+
+
 def prepare():
     """Migrate and make sure the demo tenant and both admins exist; returns their passwords."""
     import django
@@ -95,6 +119,7 @@ def prepare():
         tenant, _ = tenant_create(
             actor="kam demo", slug=DEMO_SLUG, name=DEMO_NAME, admin_email=DEMO_ADMIN, admin_password=creds["tenant_admin"]
         )
+        creds.pop("demo_data", None)  # a new demo tenant gets its data again
     with schema_context(tenant.schema_name):
         admin = User.objects.filter(username=DEMO_ADMIN).first()
         if admin is None or "tenant_admin" not in creds or not admin.check_password(creds["tenant_admin"]):
@@ -103,6 +128,7 @@ def prepare():
             admin.set_password(creds["tenant_admin"])
             admin.save()
     load_demo_tree(tenant)
+    load_demo_data(tenant, creds)
 
     staff = User.objects.filter(username=PLATFORM_ADMIN).first()  # public schema: platform staff
     if staff is None or "platform_admin" not in creds or not staff.check_password(creds["platform_admin"]):
