@@ -51,13 +51,13 @@ class Progress:
 
     def __init__(self, job_id):
         self.key = f"import-progress:{int(job_id)}"
-        self.state = {"phase": "reading", "rows": 0, "total": 0}
+        self.state = {"phase": "", "rows": 0, "total": 0}
 
     def _save(self):
         cache.set(self.key, self.state, timeout=PROGRESS_TTL)
 
-    def start(self, total):
-        self.state = {"phase": "reading", "rows": 0, "total": int(total)}
+    def start(self, total, phase):
+        self.state = {"phase": phase, "rows": 0, "total": int(total)}
         self._save()
 
     def rows(self, count):

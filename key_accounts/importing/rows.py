@@ -7,6 +7,7 @@ values, or its errors as ``(line, column, reason, value)``. It is on the hot pat
 million-row import: each column becomes one small function, chosen once.
 """
 import datetime
+from operator import mul
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -16,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from key_accounts import phones
 from key_accounts.models import Customer, Grade
-from key_accounts.validators import validate_credit_code
+from key_accounts.validators import ALPHABET, LENGTH, WEIGHTS, validate_credit_code
 
 from .spec import FIELDS, PLACEHOLDER, file_columns, required_columns
 
@@ -85,14 +86,42 @@ def _choice(name):
     return convert, str(default) if default is not None else ""
 
 
+CREDIT_VALUES = {char: value for value, char in enumerate(ALPHABET)}
+
+
+def credit_code_ok(code):
+    """The validator's verdict on an upper-case ASCII ``code``, without building its messages
+    (a million rows: ~1 µs instead of ~7). Anything else goes through the validator itself."""
+    if len(code) != LENGTH or not code[2:8].isdigit():
+        return False
+    try:
+        total = sum(map(mul, map(CREDIT_VALUES.__getitem__, code[:17]), WEIGHTS))
+    except KeyError:
+        return False
+    return code[17] in CREDIT_VALUES and ALPHABET[(31 - total % 31) % 31] == code[17]
+
+
 def _credit_code(name):
     def convert(raw):
+        if raw.isascii():
+            code = raw.upper()
+            if credit_code_ok(code):
+                return code
         try:
             return validate_credit_code(raw)
         except ValidationError as exc:
             raise Invalid(exc.messages[0]) from None
 
     return convert, None
+
+
+def phone_digits(text):
+    """phones.digits_of(text), with a shortcut for the usual cell: one number, ASCII digits
+    only, no international prefix (what phones.normalize would return unchanged)."""
+    if text.isascii() and text.isdigit() and len(text) >= phones.MIN_DIGITS and not text.startswith("0086") \
+            and not (len(text) == 13 and text.startswith("861")):
+        return [text[:phones.MAX_DIGITS]]
+    return phones.digits_of(text)
 
 
 def _boolean(name=None):
@@ -222,7 +251,7 @@ class RowReader:
         self.with_phones = "phone" in self.slot
 
         # Fixed values: converted once; a bad one is a problem of the mapping, not of a row.
-        self.fixed = []
+        self.blank_values = [None] * len(self.fields)
         for name, raw in spec["fixed"].items():
             convert, blank = field_converter(name, context)
             try:
@@ -230,9 +259,14 @@ class RowReader:
             except Invalid as exc:
                 raise SpecProblem(name, _("fixed %(field)s = %(value)s: %(reason)s") % {
                     "field": name, "value": raw, "reason": exc}) from None
-            self.fixed.append((self.slot[name], value))
+            self.blank_values[self.slot[name]] = value
 
-        # Columns: (file position or None, column name, converter, blank value, entry, slot or None, value key)
+        # Cells are padded to the header's width plus one blank cell, which stands for the
+        # optional columns the file does not have: every lookup is then a plain index.
+        self.pad = len(header) + 1
+        blank_cell = len(header)
+        extra = [name for name, entry in spec["columns"].items() if not entry["field"]]
+        self.extra_slot = {name: position for position, name in enumerate(extra)}
         self.columns = []
         for name, entry in spec["columns"].items():
             if entry["field"]:
@@ -241,15 +275,16 @@ class RowReader:
             else:
                 convert, blank = VALUE_CONVERTERS[entry["type"]]()
                 required = entry["required"]
-            condition = [(index.get(column), set(values)) for column, values in entry["default_if"].items()]
+            condition = tuple((index.get(column, blank_cell), frozenset(values)) for column, values in entry["default_if"].items())
             if condition:
                 blank_reason = _("This cell is blank; blank is only allowed when %(condition)s.") % {"condition": _(" and ").join(
                     f"{column} = {' / '.join(values)}" for column, values in entry["default_if"].items())}
             else:
                 blank_reason = _("This cell is required.")
+            in_values = self.slot[entry["field"]] if entry["field"] else None
             self.columns.append((
-                index.get(name), name, convert, blank, entry["values"], entry["default"], condition, required,
-                blank_reason, self.slot.get(entry["field"]) if entry["field"] else None,
+                index.get(name, blank_cell), name, convert, blank, entry["values"] or None, entry["default"], condition,
+                required, blank_reason, in_values, None if entry["field"] else self.extra_slot[name],
             ))
 
         self.templates = []
@@ -259,55 +294,58 @@ class RowReader:
             for match in PLACEHOLDER.finditer(template):
                 pieces.append((template[last:match.start()], index[match.group(1)]))
                 last = match.end()
-            self.templates.append((self.slot[name], name, convert, pieces, template[last:]))
+            self.templates.append((self.slot[name], name, convert, tuple(pieces), template[last:]))
 
         self.grading = None
         if spec["grading"]:
             grading = spec["grading"]
             rules = sorted(context.rules, key=lambda rule: GRADE_ORDER.index(rule.grade))
             self.grading = (
-                grading["monthly_revenue"], [index[c] for c in grading["products"]], set(grading["no_product"]),
-                [(rule.grade, rule.min_monthly_revenue, rule.min_products) for rule in rules], self.slot["grade"],
+                self.extra_slot[grading["monthly_revenue"]], tuple(index[c] for c in grading["products"]),
+                frozenset(grading["no_product"]), [(rule.grade, rule.min_monthly_revenue, rule.min_products) for rule in rules],
+                self.slot["grade"],
             )
+        self.individual_check = (self.slot["credit_code"], self.slot["kind"]) if {"credit_code", "kind"} <= set(self.slot) else None
+        self.phone_slot = self.slot.get("phone")
         self.columns_read = file_columns(spec)
 
     def read(self, line, cells):
         """``(values, None)`` for a good row (values in ``self.fields`` order, then the phone
-        digits when phones are imported), or ``(None, errors)``."""
+        digits as an array literal when phones are imported), or ``(None, errors)``."""
         errors = []
-        values = [None] * len(self.fields)
-        for position, value in self.fixed:
-            values[position] = value
-        if len(cells) > self.width:
-            errors.append((line, "", _("The row has %(cells)d cells; the header has %(header)d.") % {
-                "cells": len(cells), "header": self.width}, ""))
-        typed = {}
+        values = self.blank_values.copy()
+        extra = [None] * len(self.extra_slot)
         width = len(cells)
-        for position, name, convert, blank, translate, default, condition, required, blank_reason, slot in self.columns:
-            raw = cells[position].strip() if position is not None and position < width else ""
-            if translate:
+        if width > self.width:
+            errors.append((line, "", _("The row has %(cells)d cells; the header has %(header)d.") % {
+                "cells": width, "header": self.width}, ""))
+        if width < self.pad:
+            cells = cells + [""] * (self.pad - width)
+        for position, name, convert, blank, translate, default, condition, required, blank_reason, slot, extra_slot \
+                in self.columns:
+            raw = cells[position].strip()
+            if translate is not None:
                 raw = translate.get(raw, raw)
-            if raw == "" and default is not None and all(
-                (cells[p].strip() if p is not None and p < width else "") in allowed for p, allowed in condition
-            ):
+            if not raw and default is not None and all(cells[p].strip() in allowed for p, allowed in condition):
                 raw = default
-            if raw == "":
-                if required:
-                    errors.append((line, name, blank_reason, ""))
-                    continue
-                value = blank
-            else:
+            if raw:
                 try:
                     value = convert(raw)
                 except Invalid as exc:
                     errors.append((line, name, str(exc), raw[:200]))
                     continue
-            typed[name] = value
+            elif required:
+                errors.append((line, name, blank_reason, ""))
+                continue
+            else:
+                value = blank
             if slot is not None:
                 values[slot] = value
+            else:
+                extra[extra_slot] = value
 
         for slot, name, convert, pieces, tail in self.templates:
-            raw = ("".join(text + (cells[p].strip() if p < width else "") for text, p in pieces) + tail).strip()
+            raw = ("".join([text + cells[p].strip() for text, p in pieces]) + tail).strip()
             if not raw and name in ("name", self.key):
                 errors.append((line, name, _("This cell is required."), ""))
                 continue
@@ -317,22 +355,28 @@ class RowReader:
                 errors.append((line, name, str(exc), raw[:200]))
 
         if self.grading is not None:
-            revenue_column, product_positions, no_product, rules, slot = self.grading
-            revenue = typed.get(revenue_column)
+            revenue_slot, product_positions, no_product, rules, slot = self.grading
+            revenue = extra[revenue_slot]
             if revenue is None:
                 values[slot] = Grade.C
             else:
-                products = sum(1 for p in product_positions if p < width and (v := cells[p].strip()) and v not in no_product)
+                products = 0
+                for p in product_positions:
+                    taken = cells[p].strip()
+                    if taken and taken not in no_product:
+                        products += 1
                 values[slot] = next((grade for grade, minimum, count in rules if revenue >= minimum and products >= count), Grade.C)
 
-        if "credit_code" in self.slot and values[self.slot["credit_code"]] and "kind" in self.slot \
-                and values[self.slot["kind"]] == Customer.Kind.INDIVIDUAL:
-            errors.append((line, self.column_of("credit_code"), _("Individuals have no unified social credit code."),
-                           values[self.slot["credit_code"]]))
+        if self.individual_check is not None:
+            code_slot, kind_slot = self.individual_check
+            if values[code_slot] and values[kind_slot] == Customer.Kind.INDIVIDUAL:
+                errors.append((line, self.column_of("credit_code"), _("Individuals have no unified social credit code."),
+                               values[code_slot]))
         if errors:
             return None, errors
-        if self.with_phones:
-            values.append(phones.digits_of(values[self.slot["phone"]]))
+        if self.phone_slot is not None:
+            # A PostgreSQL array literal (digits need no quoting) for the staging COPY.
+            values.append("{" + ",".join(phone_digits(values[self.phone_slot])) + "}")
         return values, None
 
     def column_of(self, field_name):

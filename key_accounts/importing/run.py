@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from kam import history
 from key_accounts.models import GradingRule, ImportRowError
@@ -120,21 +119,70 @@ def _chunks(rows, size):
         yield chunk
 
 
+def _check_chunk(chunk, reader, errors):
+    """The chunk's good rows (line first) for staging; the bad ones' errors go to ``errors``."""
+    good = []
+    read = reader.read
+    for line, cells in chunk:
+        values, problems = read(line, cells)
+        if problems:
+            errors.extend(problems)
+        else:
+            values.insert(0, line)
+            good.append(values)
+    return good
+
+
+def _stage_chunk(stage, good, reader, spec, actor, scope, errors, outcome, write, timings):
+    """Stage one chunk, check it against the file so far and the archive; write it when
+    ``write`` (a commit with no error found yet). Adds to the outcome's counts."""
+    stage.load(good)
+    for line, field_name, first in stage.duplicates():
+        errors.add(line, reader.column_of(field_name), set_based.describe("duplicate", field_name) % {"first": first})
+    stage.match()
+    for line, field_name in stage.conflicts():
+        errors.add(line, reader.column_of(field_name), set_based.describe("conflict", field_name))
+    if not actor.is_superuser:
+        if not scope.covers_every_unit("customer.change"):
+            for line in stage.outside(scope.units("customer.change")):
+                errors.add(line, reader.column_of(spec["key"]), set_based.describe("outside", spec["key"]))
+        if not scope.covers_every_unit("customer.assign"):
+            for line in stage.moved_outside(scope.units("customer.assign")):
+                errors.add(line, reader.column_of("org_unit"), set_based.describe("moved", "org_unit"))
+    if write and not errors.count:
+        created, updated, unchanged = stage.write(timezone.now(), timings)
+    else:
+        created, updated, unchanged = stage.counts()
+    outcome.created += created
+    outcome.updated += updated
+    outcome.unchanged += unchanged
+
+
 def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=None, errors=None):
     """Check (and with ``commit``, write) the file at ``path`` as ``actor``.
 
-    Returns an Outcome; errors go to ``errors`` (an ErrorLog). Writes only when ``commit`` and
-    nothing is invalid, in one transaction with history context (actor, acting unit,
-    via="import", the job id)."""
+    Returns an Outcome; errors go to ``errors`` (an ErrorLog). The whole pass is one
+    transaction with history context (actor, acting unit, via="import", the job id). A commit
+    writes chunk by chunk as it reads, stops writing at the first invalid row (then only
+    checks the rest, for a complete report) and keeps its writes only when no row was invalid;
+    a dry run never writes."""
     started = time.perf_counter()
     outcome = Outcome()
     errors = errors if errors is not None else ErrorLog()
     spec = check_spec(raw_spec)
     context, scope = load_context(actor, spec)
+    timings = outcome.timings
     mark = time.perf_counter
 
-    def step(label, since):
-        outcome.timings[label] = round(outcome.timings.get(label, 0) + mark() - since, 3)
+    def lap(label, since):
+        timings[label] = round(timings.get(label, 0) + mark() - since, 3)
+        return mark()
+
+    def give_up(line, column, reason):
+        errors.add(line, column, reason)
+        outcome.errors = errors.count
+        transaction.set_rollback(True)
+        return outcome
 
     with transaction.atomic():
         with history.acting(actor, unit=_acting_unit(actor, spec, context), via="import", import_job=job_id):
@@ -142,77 +190,41 @@ def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=Non
                 history.attach(cursor)
                 cursor.execute(f"SET LOCAL client_connection_check_interval = {CONNECTION_CHECK_MS}")
                 cursor.execute("SET LOCAL work_mem = '64MB'")
-                raw = cursor.cursor
                 try:
                     table = open_table(path, name, spec)
                 except FileProblem as problem:
-                    errors.add(problem.line, "", problem.reason)
-                    outcome.errors = errors.count
-                    transaction.set_rollback(True)
-                    return outcome
+                    return give_up(problem.line, "", problem.reason)
                 with table:
                     outcome.encoding = table.encoding
-                    if progress:
-                        progress.start(table.total_estimate)
                     try:
                         reader = RowReader(spec, table.header, context)
                     except SpecProblem as problem:
-                        errors.add(1, problem.column, problem.reason)
-                        outcome.errors = errors.count
-                        transaction.set_rollback(True)
-                        return outcome
-                    stage = set_based.Staging(raw, reader.fields, key=spec["key"], with_phones=reader.with_phones)
+                        return give_up(1, problem.column, problem.reason)
+                    if progress:
+                        progress.start(table.total_estimate, "writing" if commit else "checking")
+                    stage = set_based.Staging(cursor.cursor, reader.fields, key=spec["key"], with_phones=reader.with_phones)
                     stage.create()
-                    read = reader.read
+                    t0 = mark()
                     try:
                         for chunk in _chunks(table.rows, CHUNK):
-                            t0 = mark()
-                            good = []
-                            for line, cells in chunk:
-                                values, problems = read(line, cells)
-                                if problems:
-                                    errors.extend(problems)
-                                else:
-                                    values.insert(0, line)
-                                    good.append(values)
+                            t0 = lap("read", t0)
+                            good = _check_chunk(chunk, reader, errors)
                             outcome.rows += len(chunk)
-                            step("read_check", t0)
-                            t0 = mark()
-                            stage.copy(good)
-                            step("copy", t0)
+                            t0 = lap("check", t0)
+                            _stage_chunk(stage, good, reader, spec, actor, scope, errors, outcome, commit, timings)
+                            t0 = lap("database", t0)
                             if progress:
                                 progress.rows(outcome.rows)
                     except FileProblem as problem:
                         errors.add(problem.line, "", problem.reason)
-
-                if progress:
-                    progress.phase("matching")
-                t0 = mark()
-                for line, field_name, first in stage.duplicates():
-                    errors.add(line, reader.column_of(field_name), _("The same %(field)s as line %(first)d.") % {
-                        "field": field_name.replace("_", " "), "first": first})
-                stage.match()
-                for line, field_name in stage.conflicts():
-                    errors.add(line, reader.column_of(field_name), set_based.describe("conflict", field_name))
-                if not actor.is_superuser:
-                    if not scope.covers_every_unit("customer.change"):
-                        for line in stage.outside(scope.units("customer.change")):
-                            errors.add(line, reader.column_of(spec["key"]), set_based.describe("outside", spec["key"]))
-                    if not scope.covers_every_unit("customer.assign"):
-                        for line in stage.moved_outside(scope.units("customer.assign")):
-                            errors.add(line, reader.column_of("org_unit"), set_based.describe("moved", "org_unit"))
-                outcome.created, outcome.updated, outcome.unchanged = stage.counts()
-                step("match_check", t0)
                 outcome.errors = errors.count
                 if errors.count or not commit:
                     transaction.set_rollback(True)
                 else:
-                    if progress:
-                        progress.phase("writing")
-                    t0 = mark()
-                    outcome.created, outcome.updated = stage.write(timezone.now())
-                    step("write", t0)
+                    stage.drop()
                     outcome.committed = True
+                t0 = mark()
+    if outcome.committed:
+        lap("commit", t0)  # deferred foreign-key checks run here
     outcome.seconds = round(time.perf_counter() - started, 3)
     return outcome
-

@@ -1,18 +1,24 @@
-"""The set-based half of an import: a staging table loaded by COPY, archive-wide checks as
-joins, and the upsert as one INSERT and one UPDATE (plus the phone index), all on the caller's
-transaction.
+"""The set-based half of an import, chunk by chunk on the caller's transaction: COPY the chunk's
+checked rows into a staging table, find what Python cannot see (repeats across the whole file,
+values that belong to other customers, customers outside the importer's scope) as joins, and
+write the chunk as one INSERT and one UPDATE plus the phone index.
 
-The staging tables are TEMP ... ON COMMIT DROP: private to the import's connection, never
-written to the WAL, and gone with the transaction however it ends (commit, rollback, a killed
-worker). Rows are matched to the archive by the spec's key (external id or credit code); a row
-keyed by external id may also adopt an existing customer that has its credit code and no
-external id yet. An UPDATE only touches customers whose imported fields differ, so re-importing
-a file writes nothing and adds no history.
+The tables are TEMP ... ON COMMIT DROP: private to the import's connection, never in the WAL,
+and gone with the transaction however it ends (commit, rollback, a killed worker). Rows are
+matched to the archive by the spec's key (external id or credit code); a row keyed by external
+id may also adopt an existing customer that has its credit code and no external id yet. An
+UPDATE only touches customers whose imported fields differ, so re-importing a file writes
+nothing and adds no history. Each unique value seen so far is kept (with its first line) in a
+``seen`` table, so a repeat is caught before its chunk is written, whichever chunk it is in.
 
 Statements run on the raw psycopg cursor: the history context is attached to the transaction
 once (kam.history.attach), and the pghistory triggers (statement level) record every inserted
 and changed row with it.
 """
+import csv
+import io
+import time
+
 from django.db import connection
 from django.utils.translation import gettext as _
 
@@ -38,44 +44,61 @@ class Staging:
         self.columns = [_column(name) for name in fields]
         self.key = key
         self.with_phones = with_phones
+        self.unique = [name for name in UNIQUE if name in fields]
         self.customer = Customer._meta.db_table
         self.phone_table = PhoneNumber._meta.db_table
-        self.rows = 0
-
-    # --- Load ---------------------------------------------------------------------------------
+        names = ["line", *(f'"{col}"' for col in self.columns), *(["phone_digits"] if with_phones else [])]
+        # CSV with every value quoted: "" is an empty text, and FORCE_NULL makes it NULL where
+        # a column may be NULL (the Python side writes None as "").
+        nullable = [f'"{_column(name)}"' for name in fields if Customer._meta.get_field(name).null]
+        force_null = f", FORCE_NULL ({', '.join(nullable)})" if nullable else ""
+        self.copy_sql = f"COPY {ROWS} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv{force_null})"
 
     def create(self):
         columns = ", ".join(f'"{col}" {_sql_type(name)}' for name, col in zip(self.fields, self.columns))
         phones = ", phone_digits text[]" if self.with_phones else ""
+        self.cursor.execute(f"DROP TABLE IF EXISTS {ROWS}, {MATCHED}, {', '.join(f'_kam_import_seen_{n}' for n in UNIQUE)}")
         self.cursor.execute(f"CREATE TEMP TABLE {ROWS} (line integer NOT NULL, {columns}{phones}) ON COMMIT DROP")
+        for name in self.unique:
+            self.cursor.execute(
+                f"CREATE TEMP TABLE _kam_import_seen_{name} (value text PRIMARY KEY, line integer NOT NULL) ON COMMIT DROP"
+            )
 
-    def copy(self, rows):
-        """Append ``rows`` (line first, then the values in ``fields`` order, then phone digits)."""
-        names = ", ".join(["line", *(f'"{col}"' for col in self.columns), *(["phone_digits"] if self.with_phones else [])])
-        with self.cursor.copy(f"COPY {ROWS} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        self.rows += len(rows)
+    def drop(self):
+        """Drop the tables now (a committed import inside a longer transaction, e.g. a test)."""
+        self.cursor.execute(f"DROP TABLE IF EXISTS {ROWS}, {MATCHED}, {', '.join(f'_kam_import_seen_{n}' for n in UNIQUE)}")
 
-    # --- Check --------------------------------------------------------------------------------
+    # --- One chunk ----------------------------------------------------------------------------
+
+    def load(self, rows):
+        """Replace the staged chunk with ``rows`` (line first, then the values in ``fields``
+        order, then the phone digits as an array literal)."""
+        buffer = io.StringIO()
+        csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows(rows)
+        self.cursor.execute(f"TRUNCATE {ROWS}")
+        with self.cursor.copy(self.copy_sql) as copy:
+            copy.write(buffer.getvalue())
+        # Statistics, so that matching a chunk against a big archive uses its indexes.
+        self.cursor.execute(f"ANALYZE {ROWS}")
 
     def duplicates(self):
-        """``(line, field, first_line)`` for each row repeating an earlier row's key or credit code."""
+        """``(line, field, first_line)`` for each staged row repeating a unique value of an
+        earlier row of the file (this chunk or one before)."""
         found = []
-        for name in UNIQUE:
-            if name not in self.fields:
-                continue
-            col = _column(name)
+        for name in self.unique:
+            col, seen = _column(name), f"_kam_import_seen_{name}"
             self.cursor.execute(
-                f'SELECT r.line, min(r.line) OVER (PARTITION BY r."{col}") FROM {ROWS} r '
-                f'JOIN (SELECT "{col}" FROM {ROWS} WHERE "{col}" IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d '
-                f'USING ("{col}") ORDER BY 1'
+                f'INSERT INTO {seen} (value, line) SELECT DISTINCT ON ("{col}") "{col}", line FROM {ROWS} '
+                f'WHERE "{col}" IS NOT NULL ORDER BY "{col}", line ON CONFLICT (value) DO NOTHING'
             )
-            found += [(line, name, first) for line, first in self.cursor.fetchall() if line != first]
+            self.cursor.execute(
+                f'SELECT r.line, s.line FROM {ROWS} r JOIN {seen} s ON s.value = r."{col}" WHERE s.line <> r.line ORDER BY 1'
+            )
+            found += [(line, name, first) for line, first in self.cursor.fetchall()]
         return found
 
     def match(self):
-        """Join the rows to the archive once: ``customer_id`` (the customer a row updates, if
+        """Join the staged rows to the archive: ``customer_id`` (the customer a row updates, if
         any), its current unit and phone, and the owners of the row's unique values."""
         key = _column(self.key)
         joins = [f'LEFT JOIN {self.customer} k ON k."{key}" = r."{key}"']
@@ -87,22 +110,22 @@ class Staging:
             )
             customer_id, old_unit, old_phone = "coalesce(k.id, a.id)", "coalesce(k.org_unit_id, a.org_unit_id)", "coalesce(k.phone, a.phone)"
         owners = []
-        for name in UNIQUE:
-            if name in self.fields and name != self.key:
+        for name in self.unique:
+            if name != self.key:
                 joins.append(f'LEFT JOIN {self.customer} o_{name} ON o_{name}."{_column(name)}" = r."{_column(name)}"')
                 owners.append(f"o_{name}.id AS owner_{name}")
         phone = f", {old_phone} IS DISTINCT FROM r.phone AS phone_changed" if self.with_phones else ""
+        self.cursor.execute(f"DROP TABLE IF EXISTS {MATCHED}")
         self.cursor.execute(
             f"CREATE TEMP TABLE {MATCHED} ON COMMIT DROP AS SELECT r.*, {customer_id} AS customer_id, {old_unit} AS old_unit"
             f"{phone}{''.join(', ' + o for o in owners)} FROM {ROWS} r {' '.join(joins)}"
         )
-        self.cursor.execute(f"ANALYZE {MATCHED}")
 
     def conflicts(self):
         """``(line, field)`` where a unique value already belongs to another customer."""
         found = []
-        for name in UNIQUE:
-            if name in self.fields and name != self.key:
+        for name in self.unique:
+            if name != self.key:
                 self.cursor.execute(
                     f"SELECT line FROM {MATCHED} WHERE owner_{name} IS NOT NULL AND owner_{name} IS DISTINCT FROM customer_id ORDER BY 1"
                 )
@@ -120,10 +143,8 @@ class Staging:
 
     def moved_outside(self, assign_units):
         """Lines of rows that move an existing customer to another unit without "customer.assign"
-        at both units (``assign_units`` None: held everywhere)."""
+        at both units."""
         if "org_unit" not in self.fields:
-            return []
-        if assign_units is None:
             return []
         self.cursor.execute(
             f"SELECT line FROM {MATCHED} WHERE customer_id IS NOT NULL AND org_unit_id <> old_unit "
@@ -137,18 +158,28 @@ class Staging:
         return f"ROW({', '.join(f'{left}.{c}' for c in cols)}) IS DISTINCT FROM ROW({', '.join(f'{right}.{c}' for c in cols)})"
 
     def counts(self):
-        """``(created, updated, unchanged)`` as the write would do them."""
-        self.cursor.execute(f"SELECT count(*) FILTER (WHERE customer_id IS NULL), count(customer_id) FROM {MATCHED}")
-        created, existing = self.cursor.fetchone()
-        self.cursor.execute(f"SELECT count(*) FROM {MATCHED} m JOIN {self.customer} c ON c.id = m.customer_id WHERE {self._differs()}")
-        (updated,) = self.cursor.fetchone()
+        """``(created, updated, unchanged)`` as writing the chunk would do them."""
+        self.cursor.execute(
+            f"SELECT count(*) FILTER (WHERE m.customer_id IS NULL), count(m.customer_id), "
+            f"count(*) FILTER (WHERE m.customer_id IS NOT NULL AND {self._differs()}) "
+            f"FROM {MATCHED} m LEFT JOIN {self.customer} c ON c.id = m.customer_id"
+        )
+        created, existing, updated = self.cursor.fetchone()
         return created, updated, existing - updated
 
     # --- Write --------------------------------------------------------------------------------
 
-    def write(self, now):
-        """Insert the new customers, update the changed ones, re-index changed phones.
-        Returns ``(created, updated)``."""
+    def write(self, now, timings=None):
+        """Insert the chunk's new customers, update the changed ones, re-index changed phones.
+        Returns ``(created, updated, unchanged)``; ``timings`` (a dict) adds up each step's seconds."""
+        timings = timings if timings is not None else {}
+        started = time.perf_counter()
+
+        def lap(label):
+            nonlocal started
+            timings[label] = round(timings.get(label, 0) + time.perf_counter() - started, 3)
+            started = time.perf_counter()
+
         defaults = {}
         for model_field in Customer._meta.concrete_fields:
             if model_field.primary_key or model_field.name in self.fields:
@@ -166,15 +197,20 @@ class Staging:
             list(defaults.values()),
         )
         created = self.cursor.rowcount
+        lap("insert")
         self.cursor.execute(
             f"UPDATE {self.customer} c SET {', '.join(f'{c} = m.{c}' for c in cols)}, updated_at = %s "
             f"FROM {MATCHED} m WHERE c.id = m.customer_id AND {self._differs()}",
             [now],
         )
         updated = self.cursor.rowcount
+        self.cursor.execute(f"SELECT count(customer_id) FROM {MATCHED}")
+        existing = self.cursor.fetchone()[0]
+        lap("update")
         if self.with_phones:
             self._reindex_phones()
-        return created, updated
+            lap("phones")
+        return created, updated, existing - updated
 
     def _reindex_phones(self):
         """The customers' own numbers (not their contacts') in the phone search index, for
@@ -194,8 +230,11 @@ class Staging:
 
 def describe(kind, field_name):
     """The reason text for a set-based finding."""
+    label = Customer._meta.get_field(field_name).verbose_name
+    if kind == "duplicate":
+        return _("The same %(field)s as line %%(first)d.") % {"field": label}
     if kind == "conflict":
-        return _("This %(field)s already belongs to another customer.") % {"field": Customer._meta.get_field(field_name).verbose_name}
+        return _("This %(field)s already belongs to another customer.") % {"field": label}
     if kind == "outside":
         return _("This customer exists in a unit where you may not change customers.")
     if kind == "moved":
