@@ -94,6 +94,7 @@ class CustomerList(CustomerPage):
             "query": base,
             "page_prefix": f"?{base}&page=" if base else "?page=",
             "columns": _columns(params),
+            "may_export": resolve_scope(user).holds_anywhere("customer.export"),
         }
         if is_htmx(request, "customer-results"):
             return render(request, "key_accounts/_results.html", context)
