@@ -359,6 +359,7 @@ class ImportJob(models.Model):
 
     class Status(models.TextChoices):
         UPLOADED = "uploaded", _("Uploaded")
+        CHECK_QUEUED = "check_queued", _("Waiting to be checked")
         CHECKING = "checking", _("Checking")
         CHECKED = "checked", _("Checked")
         INVALID = "invalid", _("Invalid")
@@ -373,7 +374,7 @@ class ImportJob(models.Model):
     original_name = models.CharField(max_length=255)
     mapping = models.ForeignKey(ColumnMapping, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     spec = models.JSONField(default=dict, help_text="the mapping as used by this job")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UPLOADED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
@@ -382,6 +383,7 @@ class ImportJob(models.Model):
     error_count = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
     encoding = models.CharField(max_length=16, blank=True, help_text="as read (detected or chosen)")
+    language = models.CharField(max_length=16, blank=True, help_text="of the creator: the language of its errors")
     checked_at = models.DateTimeField(null=True, blank=True, help_text="when a dry run last found no error")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -71,22 +71,20 @@ def detect_encoding(head):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        decoder.decode(head, final=False)  # a character cut at the end of the sample is fine
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    decoder = codecs.getincrementaldecoder("gb18030")()
-    try:
-        decoder.decode(head, final=False)
-        return "gb18030"
-    except UnicodeDecodeError as exc:
-        line = head.count(b"\n", 0, exc.start) + 1
-        raise FileProblem(line, _(
-            "Line %(line)d has bytes that are neither UTF-8 nor GB18030 (byte 0x%(byte)02x): save the file as "
-            "UTF-8 CSV and try again."
-        ) % {"line": line, "byte": head[exc.start]}) from None
+    failures = []
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            codecs.getincrementaldecoder(encoding)().decode(head, final=False)  # a character cut at the end is fine
+            return encoding
+        except UnicodeDecodeError as exc:
+            failures.append((exc.start, encoding))
+    # Neither: name the place where the encoding that got furthest broke down.
+    position, encoding = max(failures)
+    line = head.count(b"\n", 0, position) + 1
+    raise FileProblem(line, _(
+        "Line %(line)d is not valid %(encoding)s (byte 0x%(byte)02x), nor is the file GB18030 or UTF-8: save it as "
+        "UTF-8 CSV and try again."
+    ) % {"line": line, "encoding": encoding.upper(), "byte": head[position]})
 
 
 def _decoded_lines(handle, encoding):

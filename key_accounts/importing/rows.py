@@ -240,7 +240,7 @@ class RowReader:
         index = {}
         for position, name in enumerate(header):
             index.setdefault(name, position)
-        missing = [name for name in required_columns(spec) if name not in index]
+        missing = sorted(name for name in required_columns(spec) if name not in index)
         if missing:
             raise SpecProblem(", ".join(missing), _("The file has no column %(columns)s (its columns: %(header)s).") % {
                 "columns": ", ".join(missing), "header": ", ".join(header) or "-"})
@@ -268,7 +268,9 @@ class RowReader:
         extra = [name for name, entry in spec["columns"].items() if not entry["field"]]
         self.extra_slot = {name: position for position, name in enumerate(extra)}
         self.columns = []
-        for name, entry in spec["columns"].items():
+        # In the file's order, so a row's errors read left to right (a spec kept as jsonb has
+        # lost the order it was written in).
+        for name, entry in sorted(spec["columns"].items(), key=lambda item: index.get(item[0], blank_cell)):
             if entry["field"]:
                 convert, blank = field_converter(entry["field"], context)
                 required = entry["required"] or entry["field"] in ("name", self.key)

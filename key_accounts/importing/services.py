@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import InterfaceError, OperationalError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from key_accounts.models import ColumnMapping, ImportJob
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 Status = ImportJob.Status
 
 RUNNING = (Status.CHECKING, Status.IMPORTING)
-WAITING = (Status.UPLOADED, Status.QUEUED)
+WAITING = (Status.CHECK_QUEUED, Status.QUEUED)
 DEFAULT_INLINE_BYTES = 2 << 20
 
 
@@ -130,7 +130,8 @@ def job_create(*, actor, upload, mapping=None, spec=None, unit=None, start=True)
         raw = _job_spec(actor, mapping=mapping, spec=spec, unit=unit)
     else:
         raw = spec if spec is not None else (mapping.spec if mapping is not None else {})
-    job = ImportJob(created_by=actor, original_name=name[:255], mapping=mapping, spec=raw)
+    job = ImportJob(created_by=actor, original_name=name[:255], mapping=mapping, spec=raw,
+                    language=translation.get_language() or settings.LANGUAGE_CODE)
     job.file.save(name, upload, save=False)
     job.save()
     if start:
@@ -150,7 +151,7 @@ def job_map(*, actor, job, mapping=None, spec=None, unit=None):
     raw = _job_spec(actor, mapping=mapping, spec=spec, unit=unit)
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
-        if job.status in RUNNING or job.status in (Status.QUEUED, Status.DONE):
+        if job.status in RUNNING + WAITING or job.status == Status.DONE:
             raise ValidationError({"status": [_("This import can no longer be changed.")]})
         job.spec, job.mapping, job.checked_at = raw, mapping, None
         job.save(update_fields=["spec", "mapping", "checked_at"])
@@ -174,12 +175,12 @@ def job_check(*, actor, job):
     _require_owner(actor, job)
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)
-        if job.status in RUNNING or job.status in (Status.QUEUED, Status.DONE):
+        if job.status in RUNNING + WAITING or job.status == Status.DONE:
             raise ValidationError({"status": [_("This import is running or done.")]})
         checked = _check_mapping_spec(job.spec)
         if needs_unit(checked):
             raise ValidationError({"unit": [_("Choose the unit the imported customers go to.")]})
-        job.status, job.message, job.checked_at = Status.UPLOADED, "", None
+        job.status, job.message, job.checked_at = Status.CHECK_QUEUED, "", None
         job.save(update_fields=["status", "message", "checked_at"])
     return _start(job, commit=False)
 
@@ -253,7 +254,7 @@ def run_job(job_id, *, commit):
         if not locked:
             return None
         job = ImportJob.objects.select_related("created_by").filter(pk=job_id).first()
-        expected = (Status.QUEUED, Status.IMPORTING) if commit else (Status.UPLOADED, Status.CHECKING)
+        expected = (Status.QUEUED, Status.IMPORTING) if commit else (Status.CHECK_QUEUED, Status.CHECKING)
         if job is None or job.status not in expected:
             return job
         job.status = Status.IMPORTING if commit else Status.CHECKING
@@ -264,16 +265,18 @@ def run_job(job_id, *, commit):
         errors = ErrorLog()
         try:
             try:
-                outcome = run_import(
-                    actor=job.created_by, path=job.file.path, name=job.original_name, raw_spec=job.spec,
-                    commit=commit, job_id=job.pk, progress=meter, errors=errors,
-                )
+                # Errors are stored as text, in the language of the job's creator.
+                with translation.override(job.language or settings.LANGUAGE_CODE):
+                    outcome = run_import(
+                        actor=job.created_by, path=job.file.path, name=job.original_name, raw_spec=job.spec,
+                        commit=commit, job_id=job.pk, progress=meter, errors=errors,
+                    )
             except ValidationError as exc:  # the spec no longer passes (e.g. edited by hand)
                 errors.add(1, "", " ".join(exc.messages))
                 outcome = None
             except (OperationalError, InterfaceError):
                 # Transient: back to waiting, and the task is retried (nothing was written).
-                job.status = Status.QUEUED if commit else Status.UPLOADED
+                job.status = Status.QUEUED if commit else Status.CHECK_QUEUED
                 job.save(update_fields=["status"])
                 raise
             except Exception as exc:  # a bug or a broken file: say so on the job
