@@ -25,9 +25,36 @@ def style(form):
         widget.attrs["class"] = f"{css} is-invalid" if invalid else css
 
 
+SHOWN_PEOPLE = 50
+
+
+def person_label(user):
+    return user.get_full_name() or user.get_username()
+
+
 class PersonChoiceField(forms.ModelChoiceField):
+    """A person from ``queryset`` (checked in full on submit), of whom only the first
+    SHOWN_PEOPLE and the chosen one are rendered as options: a province has thousands of
+    account managers. The search box next to it (``_person_search.html``) fetches others."""
+
     def label_from_instance(self, user):
-        return user.get_full_name() or user.get_username()
+        return person_label(user)
+
+    def show(self, chosen):
+        people = list(self.queryset[:SHOWN_PEOPLE])
+        if chosen and str(chosen).isdigit() and all(str(p.pk) != str(chosen) for p in people):
+            people += list(self.queryset.filter(pk=chosen))
+        blank = [] if self.empty_label is None else [("", self.empty_label)]
+        self.widget.choices = blank + [(p.pk, person_label(p)) for p in people]
+        self.more = len(people) >= SHOWN_PEOPLE
+
+
+def chosen_value(form, name):
+    """The value a field will show: the submitted one, else its initial one."""
+    if form.is_bound:
+        return form.data.get(form.add_prefix(name))
+    value = form.initial.get(name, form.fields[name].initial)
+    return getattr(value, "pk", value)
 
 
 class ServiceForm(forms.ModelForm):
@@ -78,6 +105,9 @@ class CustomerForm(ServiceForm):
             fields["org_unit"].queryset = units
             fields["account_manager"].queryset = managers
         fields["group"].queryset = groups
+        fields["account_manager"].show(
+            self.instance.account_manager_id if units is None else chosen_value(self, "account_manager")
+        )
         fields["credit_code"].widget.attrs.update(autocapitalize="characters", spellcheck="false")
         fields["satisfaction"].widget.attrs.update(min="1", max="5", step="0.01")
 
@@ -151,5 +181,6 @@ class CustomerSearchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["unit"].queryset = units
         self.fields["manager"].queryset = managers
+        self.fields["manager"].show(chosen_value(self, "manager"))
         for field in self.fields.values():
             field.widget.attrs["class"] = "form-select form-select-sm" if isinstance(field.widget, forms.Select) else "form-control"

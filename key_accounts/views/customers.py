@@ -9,6 +9,8 @@ what permissions.selectors.can() allows.
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
+from django.db.models.functions import Concat
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
@@ -19,7 +21,7 @@ from permissions.selectors import can
 from permissions.views import run_service
 
 from .. import selectors, services
-from ..forms import CustomerForm, CustomerSearchForm
+from ..forms import SHOWN_PEOPLE, CustomerForm, CustomerSearchForm, person_label
 from ..models import Customer
 from . import _parts
 from ._common import CustomerPage, is_htmx
@@ -104,6 +106,27 @@ class CustomerList(CustomerPage):
         context["may_add"] = resolve_scope(user).holds_anywhere("customer.add")
         context["narrowed"] = any(params.get(name) for name in context["filters"].fields if name != "q")
         return render(request, "key_accounts/list.html", context)
+
+
+class PersonOptions(CustomerPage):
+    """The options of an account-manager picker: the people the user may choose whose name or
+    username contains ?search=, the chosen one (?manager= or ?account_manager=) kept first."""
+
+    def get(self, request):
+        people = selectors.account_managers(user=request.user)
+        search = request.GET.get("search", "").strip()
+        if search:
+            people = people.annotate(full_name=Concat("last_name", "first_name")).filter(
+                Q(username__icontains=search) | Q(full_name__icontains=search) | Q(first_name__icontains=search)
+            )
+        shown = [(p.pk, person_label(p)) for p in people[:SHOWN_PEOPLE]]
+        chosen = request.GET.get("manager") or request.GET.get("account_manager") or ""
+        if chosen.isdigit() and all(pk != int(chosen) for pk, _label in shown):
+            kept = selectors.account_managers(user=request.user).filter(pk=chosen).first()
+            shown = ([(kept.pk, person_label(kept))] if kept else []) + shown
+        blank = {"all": _("All"), "none": "---------"}.get(request.GET.get("blank"))
+        context = {"people": shown, "blank": blank, "chosen": chosen}
+        return render(request, "key_accounts/_person_options.html", context)
 
 
 def _profile(customer):
@@ -246,6 +269,7 @@ class CustomerEdit(CustomerPage):
 urlpatterns = [
     path("", CustomerList.as_view(), name="list"),
     path("new/", CustomerCreate.as_view(), name="create"),
+    path("people/", PersonOptions.as_view(), name="person-options"),
     path("<int:pk>/", CustomerDetail.as_view(), name="detail"),
     path("<int:pk>/history/", CustomerHistory.as_view(), name="history"),
     path("<int:pk>/edit/", CustomerEdit.as_view(), name="edit"),

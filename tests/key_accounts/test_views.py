@@ -347,3 +347,39 @@ def test_the_history_tab_runs_a_fixed_number_of_queries(alpha, tree, people, adm
         services.customer_update(actor=admin, customer=archive.c11, data={"address": f"天河路{n}号"})
     services.contact_save(actor=admin, customer=archive.c11, data={"name": "再来一位"})
     assert _queries(client, f"{detail(archive.c11)}history/") == few
+
+
+# --- The account-manager picker --------------------------------------------------------------
+
+def test_the_manager_picker_offers_only_people_of_the_scope_and_a_few_at_a_time(alpha, tree, people, archive):
+    crowd = [make_user(f"am{number:02d}", first_name=f"{number:02d}", last_name="张") for number in range(60)]
+    for user in crowd:
+        member(user, tree.c11, "account_manager")
+    stranger = make_user("far", first_name="远", last_name="王")
+    member(stranger, tree.c21, "account_manager")
+    city = client_for(alpha, people.city)
+
+    def options(response):
+        assert response.status_code == 200
+        return set(map(int, re.findall(r'<option value="(\d+)"', response.content.decode())))
+
+    found = options(city.get("/customers/people/", {"search": "张07"}))
+    assert found == {crowd[7].pk}
+    assert options(city.get("/customers/people/", {"search": "远"})) == set()  # C21 is outside the scope
+    assert len(options(city.get("/customers/people/"))) == 50
+    kept = options(city.get("/customers/people/", {"search": "张07", "manager": crowd[59].pk}))
+    assert kept == {crowd[7].pk, crowd[59].pk}
+    # The list page renders 50 of them, the chosen one included, and a search box for the rest.
+    page = city.get(LIST, {"manager": crowd[59].pk}).content.decode()
+    select = page.split('name="manager"')[1].split("</select>")[0]
+    shown = set(map(int, re.findall(r'<option value="(\d+)"', select)))
+    assert crowd[59].pk in shown and stranger.pk not in shown and len(shown) <= 51
+    assert 'data-testid="person-search"' in page
+    # Submitting someone outside the scope on the form is refused on the field.
+    form = {"name": "新客户", "kind": "enterprise", "grade": "C", "status": "prospect", "org_unit": tree.c11.pk,
+            "account_manager": stranger.pk}
+    response = city.post("/customers/new/", form)
+    assert response.status_code == 200 and 'id="id_account_manager_error"' in response.content.decode()
+    response = city.post("/customers/new/", {**form, "account_manager": crowd[59].pk})
+    assert response.status_code == 302
+    assert Customer.objects.get(name="新客户").account_manager == crowd[59]
