@@ -91,11 +91,9 @@ def as_querydict(filters):
 
 
 def export_queryset(*, user, filters):
-    """The customers ``user`` may export matching ``filters`` (as the list shows them), with
-    everything a row needs joined in: one query, however many rows. ValidationError for bad
-    filter values."""
-    queryset = selectors.customer_list(user=user, params=as_querydict(filter_params(filters)), action="export")
-    return queryset.select_related("group")
+    """The customers ``user`` may export matching ``filters``, in the list's order. ValidationError
+    for bad filter values."""
+    return selectors.customer_list(user=user, params=as_querydict(filter_params(filters)), action="export")
 
 
 def exceeds(queryset, limit):
@@ -121,9 +119,19 @@ def headers():
     ]
 
 
+# What a row reads: plain values over the joins, no model instances (several times faster
+# at a million rows).
+ROW_FIELDS = (
+    "id", "external_id", "name", "kind", "credit_code", "industry", "size", "grade", "status",
+    "org_unit__code", "org_unit__name", "account_manager__first_name", "account_manager__last_name",
+    "account_manager__username", "is_national_key_account", "is_potential_key_account", "group__name",
+    "phone", "address", "created_at", "updated_at",
+)
+
+
 class RowMaker:
-    """Turns customers into lists of cell values, choice values as their labels. Labels are
-    resolved once, in the language active when it is made: a streamed response is consumed
+    """Turns ROW_FIELDS tuples into lists of cell values, choice values as their labels. Labels
+    are resolved once, in the language active when it is made: a streamed response is consumed
     after the view returns, and a Celery task has no request language."""
 
     def __init__(self):
@@ -138,19 +146,19 @@ class RowMaker:
         self.yes, self.no = str(_("Yes")), str(_("No"))
         self.tz = timezone.get_current_timezone()
 
-    def __call__(self, c):
-        manager = c.account_manager
+    def local(self, value):
+        return value.astimezone(self.tz).replace(tzinfo=None, microsecond=0)
+
+    def __call__(self, values):
+        (pk, external_id, name, kind, credit_code, industry, size, grade, status, unit_code, unit_name,
+         first_name, last_name, username, national, potential, group, phone, address, created, updated) = values
+        manager = f"{first_name or ''} {last_name or ''}".strip() or username or ""
         return [
-            c.pk, c.external_id or "", c.name, self.kind.get(c.kind, c.kind), c.credit_code or "",
-            self.industry.get(c.industry, c.industry), self.size.get(c.size, c.size),
-            self.grade.get(c.grade, c.grade), self.status.get(c.status, c.status),
-            c.org_unit.code, c.org_unit.name,
-            (manager.get_full_name() or manager.get_username()) if manager else "",
-            self.yes if c.is_national_key_account else self.no,
-            self.yes if c.is_potential_key_account else self.no,
-            c.group.name if c.group_id else "", c.phone, c.address,
-            timezone.localtime(c.created_at, self.tz).replace(tzinfo=None, microsecond=0),
-            timezone.localtime(c.updated_at, self.tz).replace(tzinfo=None, microsecond=0),
+            pk, external_id or "", name, self.kind.get(kind, kind), credit_code or "",
+            self.industry.get(industry, industry), self.size.get(size, size), self.grade.get(grade, grade),
+            self.status.get(status, status), unit_code, unit_name, manager,
+            self.yes if national else self.no, self.yes if potential else self.no,
+            group or "", phone, address, self.local(created), self.local(updated),
         ]
 
 
@@ -158,8 +166,8 @@ def rows(queryset):
     """Cell values of every customer of ``queryset``, read ``CHUNK`` rows at a time through a
     server-side cursor."""
     make = RowMaker()
-    for customer in queryset.iterator(chunk_size=CHUNK):
-        yield make(customer)
+    for values in queryset.values_list(*ROW_FIELDS).iterator(chunk_size=CHUNK):
+        yield make(values)
 
 
 # --- CSV -------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 from django_tenants.utils import schema_context
 
-from key_accounts import exporting, selectors
-from key_accounts.models import Customer, CustomerUserObjectPermission, ExportJob
+from key_accounts import exporting, selectors, services
+from key_accounts.models import CustomerUserObjectPermission, ExportJob
 from permissions.models import Membership, Role
 from permissions.scope import invalidate_scopes
 from tests.key_accounts.conftest import new_customer
@@ -153,10 +153,9 @@ def test_another_tenants_user_gets_nothing(in_alpha, beta, archive, exporters, s
 def test_csv_is_utf8_with_bom_and_labels_in_the_users_language(in_alpha, archive, people):
     people.admin.first_name, people.admin.last_name = "Ada", "Admin"
     people.admin.save()
-    services_update = {"account_manager": people.admin, "is_potential_key_account": True, "address": "天河路 1 号"}
-    for field, value in services_update.items():
-        setattr(archive.c11, field, value)
-    archive.c11.save()
+    services.customer_update(actor=people.admin, customer=archive.c11, data={
+        "account_manager": people.admin, "is_potential_key_account": True, "address": "天河路 1 号",
+    })
     response = client_for(in_alpha, people.hq).get(f"{API}/customers.csv")
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="customers-')
@@ -274,23 +273,11 @@ def test_a_small_export_streams_and_its_queries_do_not_grow_with_rows(in_alpha, 
     assert many_queries == few_queries <= 9
 
 
-def test_the_row_iterator_reads_through_a_server_side_cursor(in_alpha, archive, people, monkeypatch):
-    chunks = []
-    real = exporting.rows
-
-    def spy(queryset):
-        original = queryset.iterator
-
-        def iterator(chunk_size=None):
-            chunks.append(chunk_size)
-            return original(chunk_size=chunk_size)
-
-        queryset.iterator = iterator
-        return real(queryset)
-
-    monkeypatch.setattr(exporting, "rows", spy)
-    client_for(in_alpha, people.hq).get(f"{API}/customers.csv").getvalue()
-    assert chunks == [exporting.CHUNK]
+def test_rows_are_read_through_a_server_side_cursor(in_alpha, archive, people):
+    with CaptureQueriesContext(connection) as queries:
+        client_for(in_alpha, people.hq).get(f"{API}/customers.csv").getvalue()
+    cursors = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DECLARE")]
+    assert len(cursors) == 1 and '"key_accounts_customer"' in cursors[0]
 
 
 # --- Background jobs ---------------------------------------------------------------------------
