@@ -113,6 +113,13 @@ def test_the_menu_offers_customers_only_to_holders_of_customer_view(alpha, tree,
 
 # --- List: filters, sorting, paging ---------------------------------------------------------
 
+def test_the_list_offers_new_customer_and_import_only_to_those_who_may_add(alpha, tree, people, archive):
+    city = client_for(alpha, people.city).get(LIST).content.decode()
+    assert 'data-testid="add-customer"' in city and 'href="/customers/imports/new/"' in city
+    hq = client_for(alpha, people.hq).get(LIST).content.decode()
+    assert 'data-testid="add-customer"' not in hq and 'data-testid="import-link"' not in hq
+
+
 def test_the_list_filters_searches_and_sorts(alpha, tree, people, archive):
     hq = client_for(alpha, people.hq)
     everyone = ids(*archive.all())
