@@ -81,7 +81,16 @@ def view_class_of(callback):
     return getattr(callback, "cls", None) or getattr(callback, "view_class", None)
 
 
+# Pages whose view names no model: the model their <pk> is an id of, by route prefix.
+ROUTE_MODELS = {"customers/imports/": "key_accounts.ImportJob", "customers/exports/": "key_accounts.ExportJob"}
+# URL arguments other than pk that name an object.
+KWARG_MODELS = {"contact_id": "key_accounts.Contact"}
+
+
 def model_of(route):
+    for prefix, label in ROUTE_MODELS.items():
+        if route.key.startswith(prefix):
+            return apps.get_model(label)
     admin = model_admin_of(route.callback)
     if admin is not None:
         return admin.model
@@ -131,6 +140,8 @@ def kwarg_plan(route):
             plan[name] = ("choices", choices.group(1).split("|"))
         elif name in FIXED_KWARGS:
             plan[name] = ("fixed", FIXED_KWARGS[name])
+        elif name in KWARG_MODELS:
+            plan[name] = ("object", (apps.get_model(KWARG_MODELS[name]), "pk"))
         elif name in OBJECT_KWARGS or name == lookup_kwarg(route):
             model = get_user_model() if "content_type_id" in route.kwargs else model_of(route)
             if model is None:
@@ -198,6 +209,10 @@ TENANT_OWN_HOST = {
     "api/v1/^org-units/(?P<pk>[^/.]+)/move/$": {400},
     "api/v1/^org-units/(?P<pk>[^/.]+)/merge/$": {400},
     "api/v1/^org-units/(?P<pk>[^/.]+)/close/$": {400},  # the unit still has a member
+    "api/v1/caller-id/": {400},  # no number given
+    # The seeded import job has no checked file: its owner's tenant admin gets a state error.
+    "api/v1/imports/<int:pk>/commit/": {400},
+    "api/v1/imports/<int:pk>/check/": {400},
 }
 TENANT_OWN_HOST_BY_URL = {"/admin/tenants/": {404}}  # the app index of the hidden registry
 PUBLIC_OWN_HOST = {
@@ -299,6 +314,7 @@ def seed_tenant(info):
         unit = org_services.unit_create(actor="pytest", code=f"{slug}-unit", name=f"{slug.title()} secret unit", level=level)
         permission_services.membership_add(actor="pytest", user=secret, unit=unit, role=Role.objects.get(code="account_manager"))
         permission_services.grant_add(actor="pytest", user=secret, obj=unit, action="change")
+        archive = seed_archive(slug, secret, unit)
     objects = Objects(
         info.schema_name,
         {
@@ -308,11 +324,41 @@ def seed_tenant(info):
             "authtoken.token": secret_token,
             "tenants.tenant": info.tenant,
             "tenants.tenantevent": TenantEvent.objects.filter(tenant_slug=slug).latest("at"),
+            **{obj._meta.label_lower: obj for obj in archive},
         },
     )
     people = [info.admin_email, secret.username, secret.email, secret.first_name, group.name, admin_token, secret_token.key,
-              level.name, unit.name]
+              level.name, unit.name, *(str(obj) for obj in archive if str(obj).startswith(slug.title()))]
     return objects, admin_token, people
+
+
+def seed_archive(slug, owner, unit):
+    """A customer with something of every kind around it, and the secret user's import and export
+    jobs: rows for the key-account routes, named so that a leak is recognisable."""
+    from django.core.files.base import ContentFile
+
+    from key_accounts import services as ka
+    from key_accounts.models import ExportJob, GradingRule, ImportJob, Product
+
+    title = slug.title()
+    customer = ka.customer_create(actor="pytest", data={"name": f"{title} secret customer", "org_unit": unit,
+                                                        "phone": "13800138000"})
+    product = Product.objects.create(code=f"{slug}-product", name=f"{title} secret product", category="cloud")
+    parts = [
+        customer,
+        product,
+        ka.contact_save(actor="pytest", customer=customer, data={"name": f"{title} secret contact", "phones": "13900001111"}),
+        ka.subscription_save(actor="pytest", customer=customer, data={"product": product, "start_date": "2026-01-01"}),
+        ka.billing_account_save(actor="pytest", customer=customer, data={"number": f"{slug}-account"}),
+        ka.interaction_save(actor="pytest", customer=customer, data={"channel": "web", "occurred_at": "2026-01-02T10:00:00+08:00",
+                                                                     "subject": f"{title} secret visit"}),
+    ]
+    job = ImportJob(created_by=owner, original_name=f"{slug}-secret.csv", spec={})
+    job.file.save(f"{slug}-secret.csv", ContentFile(b"name\n"), save=True)
+    export = ExportJob.objects.create(created_by=owner, format="csv", status=ExportJob.Status.DONE)
+    export.file.save(f"{slug}-secret-export.csv", ContentFile(b"secret\n"), save=True)
+    rule = GradingRule.objects.create(grade="A", min_monthly_revenue=10000, min_products=2)
+    return [*parts, job, export, rule]
 
 
 def login(host, path, username, password):
