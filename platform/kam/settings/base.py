@@ -157,6 +157,8 @@ STATICFILES_DIRS = [
     ("vendor/chart.js", env.NODE_MODULES / "chart.js" / "dist"),
 ]
 MEDIA_ROOT = env.MEDIA_ROOT
+# Customer imports (key_accounts/importing/, docs/key-accounts-import.md).
+KAM_IMPORT_INLINE_BYTES = env.IMPORT_INLINE_BYTES
 # Customer exports (key_accounts/exporting.py, docs/key-accounts-export.md).
 KAM_EXPORT_SYNC_LIMIT = env.EXPORT_SYNC_LIMIT
 KAM_EXPORT_RETENTION_DAYS = env.EXPORT_RETENTION_DAYS
@@ -211,6 +213,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "kam.beat:ActiveTenantScheduler"
 CELERY_BEAT_SCHEDULE = {
+    # Imports whose worker died (kill -9, a lost node) are marked failed; nothing of them was written.
+    "reap-stale-imports": {
+        "task": "key_accounts.tasks.imports_reap_stale",
+        "schedule": 5 * 60,
+    },
     # No `tenant_schemas` key: tenant-schemas-celery sends it once per active tenant.
     "clear-expired-sessions": {
         "task": "kam.tasks.clear_expired_sessions",

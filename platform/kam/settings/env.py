@@ -45,6 +45,9 @@ STATIC_ROOT = Path(os.environ.get("KAM_STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_ROOT = Path(os.environ.get("KAM_MEDIA_ROOT", VAR_DIR / "media"))
 NODE_MODULES = Path(os.environ.get("KAM_NODE_MODULES", BASE_DIR / "node_modules"))
 CELERY_QUEUE = os.environ.get("KAM_CELERY_QUEUE", "kam")
+# Customer imports: files up to this size (bytes) are checked and imported in the request;
+# larger ones by a Celery worker, with progress.
+IMPORT_INLINE_BYTES = int(os.environ.get("KAM_IMPORT_INLINE_BYTES", str(2 * 1024 * 1024)))
 # Customer exports: up to this many rows stream straight to the browser, more run in the
 # background; finished export files are deleted after this many days.
 EXPORT_SYNC_LIMIT = int(os.environ.get("KAM_EXPORT_SYNC_LIMIT", "10000"))
