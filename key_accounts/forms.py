@@ -80,7 +80,9 @@ class ServiceForm(forms.ModelForm):
 
 class CustomerForm(ServiceForm):
     """``units``: where the user may put the customer (None: the owning unit and manager cannot
-    be changed by this user); ``managers`` and ``groups``: what they may choose from."""
+    be changed by this user); ``managers`` and ``groups``: what they may choose from (None for
+    ``groups``: the customer's group is one the user may not see, so they cannot change it).
+    The current unit and manager stay among the choices, so saving never drops them unasked."""
 
     class Meta:
         model = Customer
@@ -102,9 +104,13 @@ class CustomerForm(ServiceForm):
             fields["org_unit"].queryset = OrgUnit.objects.filter(pk=self.instance.org_unit_id)
             fields["account_manager"].queryset = managers.model.objects.filter(pk=self.instance.account_manager_id)
         else:
-            fields["org_unit"].queryset = units
-            fields["account_manager"].queryset = managers
-        fields["group"].queryset = groups
+            current = self.instance
+            fields["org_unit"].queryset = units | OrgUnit.objects.filter(pk=current.org_unit_id)
+            fields["account_manager"].queryset = managers | managers.model.objects.filter(pk=current.account_manager_id)
+        if groups is None:
+            del fields["group"]
+        else:
+            fields["group"].queryset = groups
         fields["account_manager"].show(
             self.instance.account_manager_id if units is None else chosen_value(self, "account_manager")
         )

@@ -129,13 +129,15 @@ def customer_update(*, actor, customer, data, via="web"):
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     old_unit = customer.org_unit_id
     old_manager = customer.account_manager_id
+    old_group = customer.group_id
     _apply(customer, data, CUSTOMER_FIELDS)
     _validate(customer)
     if customer.org_unit_id != old_unit or customer.account_manager_id != old_manager:
         _check_assignable(actor, Customer(org_unit_id=old_unit), customer.org_unit_id)
     if customer.is_group is False and Customer.objects.filter(group=customer).exists():
         raise ValidationError({"is_group": [_("This group still has members.")]})
-    _check_group(actor, customer)
+    if customer.group_id != old_group:  # a branch's city may edit it without seeing its group
+        _check_group(actor, customer)
     with _acting(actor, customer, via):
         customer.save()
         reindex_phones(customer)

@@ -148,7 +148,7 @@ def _profile(customer):
         if field.choices and value:
             value = getattr(customer, f"get_{name}_display")()
         elif name == "account_manager" and value is not None:
-            value = value.get_full_name() or value.get_username()
+            value = person_label(value)
         rows.append({"name": name, "label": field.verbose_name, "value": value})
     return rows
 
@@ -231,6 +231,8 @@ def _form(request, data=None, customer=None):
         units = selectors.units_where(user=user, code="customer.add")
     else:
         groups = groups.exclude(pk=customer.pk)
+        if customer.group_id and not can(user, "customer.view", customer.group):
+            groups = None  # a branch's city may not see its group, nor take the branch out of it
         units = selectors.units_where(user=user, code="customer.assign") if can(user, "customer.assign", customer) else None
     return CustomerForm(data, instance=customer, units=units, managers=selectors.account_managers(user=user), groups=groups)
 

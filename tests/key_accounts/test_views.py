@@ -210,6 +210,29 @@ def test_the_edit_form_saves_only_changes_and_account_managers_cannot_reassign(a
     assert customer.org_unit == tree.c12
 
 
+def test_saving_the_edit_form_never_drops_a_group_or_manager_the_user_cannot_choose(alpha, tree, people, archive):
+    # The city serving a branch may not see its group: the form leaves the group alone.
+    city = client_for(alpha, people.city)
+    branch = archive.member11
+    form = city.get(f"{detail(branch)}edit/").content.decode()
+    assert 'name="group"' not in form and f">{archive.group.name}<" not in form
+    response = city.post(f"{detail(branch)}edit/", {"name": branch.name, "kind": branch.kind, "grade": "B", "status": "active"})
+    assert response.status_code == 302, re.findall(r'invalid-feedback[^>]*>([^<]*)<|data-testid="form-error">([^<]*)<', response.content.decode())
+    branch.refresh_from_db()
+    assert branch.group == archive.group and branch.grade == "B"
+    # A manager from outside the province stays when the province edits something else.
+    far = make_user("far")
+    member(far, tree.c21, "account_manager")
+    services.customer_update(actor=people.admin, customer=archive.c11, data={"account_manager": far})
+    customer = archive.c11
+    response = client_for(alpha, people.province).post(f"{detail(customer)}edit/", {
+        "name": customer.name, "kind": customer.kind, "grade": customer.grade, "status": "abnormal",
+        "org_unit": customer.org_unit_id, "account_manager": far.pk, "phone": customer.phone})
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.account_manager == far and customer.status == "abnormal"
+
+
 def test_contacts_subscriptions_and_interactions_are_added_edited_and_deleted_from_the_360_page(
     alpha, tree, people, archive, product
 ):
