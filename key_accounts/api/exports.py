@@ -9,10 +9,10 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.urls import path, reverse
 from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAcceptable, PermissionDenied
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
@@ -93,19 +93,31 @@ class CustomerExportView(ExportAPIView):
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
 
-class ExportJobListView(ExportAPIView):
+@extend_schema_view(get=extend_schema(operation_id="customer_export_csv"))
+class CustomerCsvExportView(CustomerExportView):
+    fmt = "csv"
+
+
+@extend_schema_view(get=extend_schema(operation_id="customer_export_xlsx"))
+class CustomerXlsxExportView(CustomerExportView):
+    fmt = "xlsx"
+
+
+class ExportJobListView(ExportAPIView, ListAPIView):
     queryset = ExportJob.objects.none()
 
-    @extend_schema(summary="The caller's export jobs, newest first (tenant admins: everyone's)")
+    def get_queryset(self):
+        return exporting.job_list(user=self.request.user)
+
+    @extend_schema(operation_id="export_list", summary="The caller's export jobs, newest first (tenant admins: everyone's)")
     def get(self, request):
-        page = self.paginate_queryset(exporting.job_list(user=request.user))
-        return self.get_paginated_response(ExportJobSerializer(page, many=True, context={"request": request}).data)
+        return self.list(request)
 
 
 class ExportJobView(ExportAPIView):
     queryset = ExportJob.objects.none()
 
-    @extend_schema(summary="An export job's status", responses=ExportJobSerializer)
+    @extend_schema(operation_id="export_retrieve", summary="An export job's status", responses=ExportJobSerializer)
     def get(self, request, pk):
         job = exporting.job_get(user=request.user, pk=pk)
         return Response(ExportJobSerializer(job, context={"request": request}).data)
@@ -114,7 +126,8 @@ class ExportJobView(ExportAPIView):
 class ExportDownloadView(ExportAPIView):
     queryset = ExportJob.objects.none()
 
-    @extend_schema(summary="The file of a finished export job", responses={200: OpenApiTypes.BINARY})
+    @extend_schema(operation_id="export_download", summary="The file of a finished export job",
+                   responses={200: OpenApiTypes.BINARY})
     def get(self, request, pk):
         job = exporting.job_get(user=request.user, pk=pk)
         try:
@@ -124,8 +137,8 @@ class ExportDownloadView(ExportAPIView):
 
 
 urlpatterns = [
-    path("exports/customers.csv", CustomerExportView.as_view(fmt="csv"), name="customer-export-csv"),
-    path("exports/customers.xlsx", CustomerExportView.as_view(fmt="xlsx"), name="customer-export-xlsx"),
+    path("exports/customers.csv", CustomerCsvExportView.as_view(), name="customer-export-csv"),
+    path("exports/customers.xlsx", CustomerXlsxExportView.as_view(), name="customer-export-xlsx"),
     path("exports/", ExportJobListView.as_view(), name="export-list"),
     path("exports/<int:pk>/", ExportJobView.as_view(), name="export-job"),
     path("exports/<int:pk>/download/", ExportDownloadView.as_view(), name="export-download"),
