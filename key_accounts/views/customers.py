@@ -12,7 +12,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.db.models.functions import Concat
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -23,7 +23,7 @@ from permissions.views import run_service
 
 from .. import selectors, services
 from ..forms import SHOWN_PEOPLE, CustomerForm, CustomerSearchForm, person_label
-from ..models import Customer
+from ..models import Customer, Interaction
 from . import _parts
 from ._common import CustomerPage, is_htmx
 from ._history import present
@@ -74,6 +74,17 @@ def _columns(params):
     return columns
 
 
+def _labelled(customers):
+    """The page's rows with their choice labels looked up once per page, not per row
+    (get_FOO_display hashes the choices at every call: a third of the page's time)."""
+    labels = {name: {key: str(label) for key, label in Customer._meta.get_field(name).flatchoices}
+              for name in ("kind", "grade", "status")}
+    rows = list(customers)
+    for row in rows:
+        row.labels = {name: labels[name].get(getattr(row, name), getattr(row, name)) for name in labels}
+    return rows
+
+
 class CustomerPaginator(Paginator):
     @cached_property
     def count(self):
@@ -102,7 +113,8 @@ class CustomerList(CustomerPage):
         base = _query(params, page=None)
         context = {
             "page": page,
-            "customers": list(page.object_list),
+            "customers": _labelled(page.object_list),
+            "detail_prefix": reverse("key_accounts:list"),  # a detail URL is <list URL><id>/: one reverse() a page
             "errors": errors,
             "query": base,
             "page_prefix": f"?{base}&page=" if base else "?page=",
@@ -180,8 +192,10 @@ class CustomerDetail(CustomerPage):
             member_count = in_group.count()
         months = selectors.billing_by_month(customer)
         interactions = list(selectors.interactions_of(customer)[:TIMELINE])
+        channels = {key: str(label) for key, label in Interaction.Channel.choices}
         for interaction in interactions:
             interaction.badge = CHANNEL_BADGES.get(interaction.channel, "text-bg-light border")
+            interaction.channel_label = channels.get(interaction.channel, interaction.channel)
         scores = [i.satisfaction for i in interactions if i.satisfaction]
         context = {
             "customer": customer,
