@@ -3,6 +3,7 @@ own rules (the credit code checksum included) and their ValidationErrors are sho
 fields they name (``permissions.views.run_service``). Choices come from the selectors, so a
 user is only offered units, people and groups of their own scope."""
 from django import forms
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from org_hierarchy.forms import UnitChoiceField
@@ -140,7 +141,7 @@ class SubscriptionForm(ServiceForm):
 
 class InteractionForm(ServiceForm):
     satisfaction = forms.TypedChoiceField(
-        label=_("satisfaction (1-5)"), required=False, coerce=int, empty_value=None,
+        label=capfirst(_("satisfaction (1-5)")), required=False, coerce=int, empty_value=None,
         choices=[("", "—")] + [(n, str(n)) for n in range(1, 6)],
     )
 
