@@ -41,9 +41,13 @@ class CustomerPaginator(Paginator):
         return selectors.customer_count(self.object_list)
 
     def page(self, number):
+        number = self.validate_number(number)
         if self.count > RANK_LIMIT:
             self.object_list = without_ranking(self.object_list)
-        return super().page(number)
+        # A full page even when a cached total lags behind the rows (Paginator would cut the
+        # last page at the total).
+        bottom = (number - 1) * self.per_page
+        return self._get_page(self.object_list[bottom:bottom + self.per_page], number, self)
 
 
 class CustomerPagination(PagePagination):
