@@ -19,6 +19,7 @@ from kam import history
 from org_hierarchy.models import OrgUnit
 from permissions.models import Membership
 from permissions.selectors import can, require
+from reporting.services import mark_dirty as rollups_dirty
 
 from . import phones
 from .models import BillingAccount, Contact, Customer, GradingRule, Grade, Interaction, PhoneNumber, Subscription
@@ -120,6 +121,7 @@ def customer_create(*, actor, data, via="web"):
     with _acting(actor, customer, via):
         customer.save()
         reindex_phones(customer)
+    rollups_dirty([customer.org_unit_id])
     return customer
 
 
@@ -141,6 +143,7 @@ def customer_update(*, actor, customer, data, via="web"):
     with _acting(actor, customer, via):
         customer.save()
         reindex_phones(customer)
+    rollups_dirty([old_unit, customer.org_unit_id])
     return customer
 
 
@@ -151,6 +154,7 @@ def customer_delete(*, actor, customer, via="web"):
         raise ValidationError({"is_group": [_("This group still has members.")]})
     with _acting(actor, customer, via):
         customer.delete()
+    rollups_dirty([customer.org_unit_id])
 
 
 def reindex_phones(customer):
@@ -206,11 +210,13 @@ def contact_delete(*, actor, contact, via="web"):
 
 @transaction.atomic
 def subscription_save(*, actor, customer, data, subscription=None, via="web"):
+    rollups_dirty([customer.org_unit_id])
     return _child_save(actor, customer, subscription or Subscription(), data, SUBSCRIPTION_FIELDS, via)
 
 
 @transaction.atomic
 def subscription_delete(*, actor, subscription, via="web"):
+    rollups_dirty([subscription.customer.org_unit_id])
     _child_delete(actor, subscription, via)
 
 

@@ -1,5 +1,6 @@
 """Settings shared by every environment. Values that vary come from ``env``."""
 import pgtrigger
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -159,6 +160,9 @@ STATICFILES_DIRS = [
 MEDIA_ROOT = env.MEDIA_ROOT
 # Customer imports (key_accounts/importing/, docs/key-accounts-import.md).
 KAM_IMPORT_INLINE_BYTES = env.IMPORT_INLINE_BYTES
+# Roll-ups (reporting/, docs/reporting.md).
+KAM_ROLLUP_MONTHS = env.ROLLUP_MONTHS
+KAM_ROLLUP_WORK_MEM = env.ROLLUP_WORK_MEM
 # Customer exports (key_accounts/exporting.py, docs/key-accounts-export.md).
 KAM_EXPORT_SYNC_LIMIT = env.EXPORT_SYNC_LIMIT
 KAM_EXPORT_RETENTION_DAYS = env.EXPORT_RETENTION_DAYS
@@ -213,6 +217,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "kam.beat:ActiveTenantScheduler"
 CELERY_BEAT_SCHEDULE = {
+    # Roll-ups rebuilt from the archive every night (reporting/services.py recompute).
+    "rollups-nightly": {
+        "task": "reporting.tasks.rollup_full",
+        "schedule": crontab(hour=2, minute=30),
+    },
     # Imports whose worker died (kill -9, a lost node) are marked failed; nothing of them was written.
     "reap-stale-imports": {
         "task": "key_accounts.tasks.imports_reap_stale",

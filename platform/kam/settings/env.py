@@ -48,6 +48,9 @@ CELERY_QUEUE = os.environ.get("KAM_CELERY_QUEUE", "kam")
 # Customer imports: files up to this size (bytes) are checked and imported in the request;
 # larger ones by a Celery worker, with progress.
 IMPORT_INLINE_BYTES = int(os.environ.get("KAM_IMPORT_INLINE_BYTES", str(2 * 1024 * 1024)))
+# Roll-ups (reporting/): months kept in the summary tables, and the sort/hash memory of a recompute.
+ROLLUP_MONTHS = int(os.environ.get("KAM_ROLLUP_MONTHS", "24"))
+ROLLUP_WORK_MEM = os.environ.get("KAM_ROLLUP_WORK_MEM", "256MB")
 # Customer exports: up to this many rows stream straight to the browser, more run in the
 # background; finished export files are deleted after this many days.
 EXPORT_SYNC_LIMIT = int(os.environ.get("KAM_EXPORT_SYNC_LIMIT", "10000"))
