@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("org_hierarchy.api.urls")),
     path("", include("permissions.api.urls")),
     path("", include("key_accounts.api.urls")),
+    path("", include("reporting.api.urls")),
 ]
 
 urlpatterns = [
