@@ -79,6 +79,16 @@ def report_unit_get(*, user, pk):
     return unit
 
 
+def _scope_for(user, unit):
+    """The viewer's report scope, after checking they cover ``unit`` (Http404 otherwise): every
+    public selector starts here, so a unit that was not looked up through report_unit_get is
+    still never read for someone outside it."""
+    scope = report_scope(user)
+    if scope is not None and unit.pk not in scope:
+        raise Http404
+    return scope
+
+
 def report_root(*, user):
     """The highest unit whose figures ``user`` sees (the first root for whole-tree viewers), or
     Http404 when they see none."""
@@ -193,7 +203,7 @@ def unit_figures(*, user, unit, filters, by=None):
     """Figures of ``unit`` over the period: ``own`` (its own customers) and ``subtree`` (it and
     everything under it; as of ``filters.as_of`` if given), optionally with a ``breakdown`` of
     the subtree by ``by`` ("grade" or "industry")."""
-    scope = report_scope(user)
+    scope = _scope_for(user, unit)
     own = _sums(UnitMonth, [unit.pk], filters).get((unit.pk,))
     subtree = _subtree_sums([unit.pk], filters, scope)[unit.pk].get(())
     result = {"own": metrics(own), "subtree": metrics(subtree)}
@@ -209,10 +219,11 @@ def _breakdown(unit, filters, scope, by):
 
 def unit_trend(*, user, unit, filters, part="subtree"):
     """Month by month figures of ``unit``'s subtree (or its own customers with ``part="own"``)."""
+    scope = _scope_for(user, unit)
     if part == "own":
         found = {(month,): sums for (_unit, month), sums in _sums(UnitMonth, [unit.pk], filters, by=("month",)).items()}
     else:
-        found = _subtree_sums([unit.pk], filters, report_scope(user), by=("month",))[unit.pk]
+        found = _subtree_sums([unit.pk], filters, scope, by=("month",))[unit.pk]
     return _month_list(filters, found)
 
 
@@ -227,7 +238,7 @@ def child_ranking(*, user, unit, filters, metric="revenue", descending=True):
     given: the children it had then), ranked by ``metric`` (units without a value, such as an
     ARPU without subscriptions, last). A child with nothing the viewer covers is left out; the
     subtree figure of ``unit`` is its own plus those of the children listed."""
-    scope = report_scope(user)
+    scope = _scope_for(user, unit)
     parts = _parts(_children(unit, filters), filters, scope)
     children = [child for child, (subtree, own) in parts.items() if subtree or own]
     sums = _subtree_sums(children, filters, scope, parts=parts)
@@ -243,7 +254,7 @@ def product_figures(*, user, unit, filters, product=None):
     """Per product (or for ``product`` only), at the period's last month: holders, active
     subscriptions, lines and monthly fees, and penetration (holders / customers not churned),
     for ``unit``'s own customers and its subtree. Grade and industry filters do not apply."""
-    scope = report_scope(user)
+    scope = _scope_for(user, unit)
     whole = Filters(filters.first, filters.last, as_of=filters.as_of)
     products = list(Product.objects.order_by("code")) if product is None else [product]
     own, subtree = _product_parts(unit, whole, scope, product, by_month=False)
@@ -253,7 +264,7 @@ def product_figures(*, user, unit, filters, product=None):
 def product_trend(*, user, unit, filters, product, part="subtree"):
     """Month by month figures of one product for ``unit``'s subtree (or own customers)."""
     whole = Filters(filters.first, filters.last, as_of=filters.as_of)
-    own, subtree = _product_parts(unit, whole, report_scope(user), product, by_month=True)
+    own, subtree = _product_parts(unit, whole, _scope_for(user, unit), product, by_month=True)
     pick = own if part == "own" else subtree
     return [{"month": month, **pick(product.pk, (month,))} for month in whole.months]
 
@@ -318,6 +329,7 @@ def group_figures(*, user, unit, filters):
     """Each group customer with figures under ``unit``: the group row itself and its members,
     each counted at the unit serving it, summed over ``unit``'s subtree (for HQ: the whole
     national account across provinces)."""
+    _scope_for(user, unit)  # covering a unit is covering its whole subtree
     units = _subtree_ids(unit)
     rows = GroupMonth.objects.filter(_among("unit_id", units), month__gte=filters.first, month__lte=filters.last)
     sums = {group_id: row for (group_id,), row in _summed(rows, ("group_id",), _annotations(filters.last)).items()}
@@ -331,6 +343,7 @@ def group_breakdown(*, user, unit, group_id, filters):
     """One group's figures under ``unit``, split by the child units of ``unit`` serving it (and
     ``unit`` itself): their sum is the group's total under ``unit``. Http404 if the group has no
     figures there."""
+    _scope_for(user, unit)
     units = OrgUnit.objects.filter(path__startswith=unit.path).order_by()
     path_of = dict(units.values_list("pk", "path"))
     rows = GroupMonth.objects.filter(group_id=group_id, month__gte=filters.first, month__lte=filters.last)
