@@ -11,6 +11,7 @@ file, so a million-row file (or a million errors) never sits in the process.
 """
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -133,29 +134,58 @@ def _check_chunk(chunk, reader, errors):
     return good
 
 
-def _stage_chunk(stage, good, reader, spec, actor, scope, errors, outcome, write, timings):
-    """Stage one chunk, check it against the file so far and the archive; write it when
-    ``write`` (a commit with no error found yet). Adds to the outcome's counts."""
-    stage.load(good)
-    for line, field_name, first in stage.duplicates():
-        errors.add(line, reader.column_of(field_name), set_based.describe("duplicate", field_name) % {"first": first})
-    stage.match()
-    for line, field_name in stage.conflicts():
-        errors.add(line, reader.column_of(field_name), set_based.describe("conflict", field_name))
-    if not actor.is_superuser:
-        if not scope.covers_every_unit("customer.change"):
-            for line in stage.outside(scope.units("customer.change")):
-                errors.add(line, reader.column_of(spec["key"]), set_based.describe("outside", spec["key"]))
-        if not scope.covers_every_unit("customer.assign"):
-            for line in stage.moved_outside(scope.units("customer.assign")):
-                errors.add(line, reader.column_of("org_unit"), set_based.describe("moved", "org_unit"))
-    if write and not errors.count:
-        created, updated, unchanged = stage.write(timezone.now(), timings)
-    else:
-        created, updated, unchanged = stage.counts()
-    outcome.created += created
-    outcome.updated += updated
-    outcome.unchanged += unchanged
+class _Database:
+    """The database half of the pass, in a thread of its own: while it stages, checks and
+    writes chunk N on the import's connection, the caller reads and checks chunk N+1 in Python
+    (the two halves take similar time, and the machine has more than one core).
+
+    Only this thread uses the connection while a chunk is out; findings come back as
+    ``(kind, line, field)`` and are worded by the caller (translations are per thread)."""
+
+    def __init__(self, stage, spec, actor, scope, commit, timings):
+        self.stage, self.spec, self.actor, self.scope, self.timings = stage, spec, actor, scope, timings
+        self.writing = commit  # until the first problem: then the rest is only checked
+        self.counts = [0, 0, 0]
+        self.findings = []
+        self.pending = None
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kam-import")
+
+    def submit(self, good, invalid_rows_so_far):
+        self.wait()
+        if invalid_rows_so_far or self.findings:
+            self.writing = False
+        self.pending = self.pool.submit(self._chunk, good, self.writing)
+
+    def wait(self):
+        """Wait for the chunk that is out; its exception, if any, is raised here."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def close(self):
+        self.pool.shutdown(wait=True)
+
+    def _chunk(self, good, write):
+        started = time.perf_counter()
+        stage, scope, spec = self.stage, self.scope, self.spec
+        stage.load(good)
+        repeats = stage.repeats_inside()
+        stage.match()
+        found = [("conflict", line, field_name) for line, field_name in stage.conflicts()]
+        if not self.actor.is_superuser:
+            if not scope.covers_every_unit("customer.change"):
+                found += [("outside", line, spec["key"]) for line in stage.outside(scope.units("customer.change"))]
+            if not scope.covers_every_unit("customer.assign"):
+                found += [("moved", line, "org_unit") for line in stage.moved_outside(scope.units("customer.assign"))]
+        if write and not found and not repeats and not stage.touched():
+            counts = stage.write(self.timings)
+        else:
+            # Nothing more is written: the transaction will be rolled back; counts as checked.
+            self.writing = False
+            counts = stage.counts()
+        self.counts = [a + b for a, b in zip(self.counts, counts)]
+        self.findings += found
+        self.timings["database"] = round(self.timings.get("database", 0) + time.perf_counter() - started, 3)
 
 
 def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=None, errors=None):
@@ -202,22 +232,43 @@ def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=Non
                         return give_up(1, problem.column, problem.reason)
                     if progress:
                         progress.start(table.total_estimate, "writing" if commit else "checking")
-                    stage = set_based.Staging(cursor.cursor, reader.fields, key=spec["key"], with_phones=reader.with_phones)
+                    stage = set_based.Staging(cursor.cursor, reader.fields, key=spec["key"], with_phones=reader.with_phones,
+                                              now=timezone.now())
                     stage.create()
-                    t0 = mark()
+                    stage.prefer_index_lookups()
+                    database = _Database(stage, spec, actor, scope, commit, timings)
                     try:
+                        t0 = mark()
                         for chunk in _chunks(table.rows, CHUNK):
                             t0 = lap("read", t0)
                             good = _check_chunk(chunk, reader, errors)
-                            outcome.rows += len(chunk)
                             t0 = lap("check", t0)
-                            _stage_chunk(stage, good, reader, spec, actor, scope, errors, outcome, commit, timings)
-                            t0 = lap("database", t0)
+                            database.submit(good, invalid_rows_so_far=errors.count > 0)
+                            t0 = lap("waiting", t0)
                             if progress:
-                                progress.rows(outcome.rows)
+                                progress.rows(outcome.rows)  # rows the database has finished
+                            outcome.rows += len(chunk)
                     except FileProblem as problem:
                         errors.add(problem.line, "", problem.reason)
+                    finally:
+                        t0 = mark()
+                        try:
+                            database.wait()
+                        finally:
+                            database.close()
+                        lap("waiting", t0)
+                if progress:
+                    progress.rows(outcome.rows)
+                for kind, line, field_name in database.findings:
+                    errors.add(line, reader.column_of(field_name), set_based.describe(kind, field_name))
+                stage.prefer_index_lookups(False)
+                for line, field_name, first in stage.duplicates():
+                    errors.add(line, reader.column_of(field_name), set_based.describe("duplicate", field_name) % {"first": first})
+                outcome.created, outcome.updated, outcome.unchanged = database.counts
                 outcome.errors = errors.count
+                if commit and not errors.count and not database.writing:
+                    # Writing stopped without a reported reason: never keep a partial import.
+                    raise RuntimeError("the import stopped writing without finding an invalid row")
                 if errors.count or not commit:
                     transaction.set_rollback(True)
                 else:

@@ -8,8 +8,14 @@ and gone with the transaction however it ends (commit, rollback, a killed worker
 matched to the archive by the spec's key (external id or credit code); a row keyed by external
 id may also adopt an existing customer that has its credit code and no external id yet. An
 UPDATE only touches customers whose imported fields differ, so re-importing a file writes
-nothing and adds no history. Each unique value seen so far is kept (with its first line) in a
-``seen`` table, so a repeat is caught before its chunk is written, whichever chunk it is in.
+nothing and adds no history.
+
+Repeats inside the file: every chunk's unique values are appended (with their lines, no index)
+to a ``keys`` table, grouped once at the end for the report ("the same external id as line
+N"). A commit must not write a repeat before that report exists, so each chunk is also checked
+for repeats inside itself, and for rows meeting a customer this very import already wrote
+(its ``updated_at`` is the import's own timestamp): either stops the writing, and the final
+grouping then reports the lines.
 
 Statements run on the raw psycopg cursor: the history context is attached to the transaction
 once (kam.history.attach), and the pghistory triggers (statement level) record every inserted
@@ -26,6 +32,8 @@ from key_accounts.models import Customer, PhoneNumber
 
 ROWS = "_kam_import_rows"
 MATCHED = "_kam_import_matched"
+KEYS = "_kam_import_keys"
+TABLES = f"{ROWS}, {MATCHED}, {KEYS}"
 UNIQUE = ("external_id", "credit_code")
 
 
@@ -38,8 +46,9 @@ def _sql_type(name):
 
 
 class Staging:
-    def __init__(self, cursor, fields, *, key, with_phones):
+    def __init__(self, cursor, fields, *, key, with_phones, now):
         self.cursor = cursor  # raw psycopg cursor inside the import's transaction
+        self.now = now  # the import's timestamp: created_at/updated_at of every row it writes
         self.fields = fields
         self.columns = [_column(name) for name in fields]
         self.key = key
@@ -57,44 +66,59 @@ class Staging:
     def create(self):
         columns = ", ".join(f'"{col}" {_sql_type(name)}' for name, col in zip(self.fields, self.columns))
         phones = ", phone_digits text[]" if self.with_phones else ""
-        self.cursor.execute(f"DROP TABLE IF EXISTS {ROWS}, {MATCHED}, {', '.join(f'_kam_import_seen_{n}' for n in UNIQUE)}")
+        self.cursor.execute(f"DROP TABLE IF EXISTS {TABLES}")
         self.cursor.execute(f"CREATE TEMP TABLE {ROWS} (line integer NOT NULL, {columns}{phones}) ON COMMIT DROP")
-        for name in self.unique:
-            self.cursor.execute(
-                f"CREATE TEMP TABLE _kam_import_seen_{name} (value text PRIMARY KEY, line integer NOT NULL) ON COMMIT DROP"
-            )
+        keys = "".join(f', "{_column(name)}" text' for name in self.unique)
+        self.cursor.execute(f"CREATE TEMP TABLE {KEYS} (line integer NOT NULL{keys}) ON COMMIT DROP")
+
+    def prefer_index_lookups(self, on=True):
+        """A chunk is a few thousand rows against an archive of up to millions (whose
+        statistics lag behind a big import): look each row up by index instead of hashing
+        the whole table once per chunk. Off again for the final grouping of the whole file."""
+        value = "off" if on else "on"
+        self.cursor.execute(f"SET LOCAL enable_hashjoin = {value}")
+        self.cursor.execute(f"SET LOCAL enable_mergejoin = {value}")
 
     def drop(self):
         """Drop the tables now (a committed import inside a longer transaction, e.g. a test)."""
-        self.cursor.execute(f"DROP TABLE IF EXISTS {ROWS}, {MATCHED}, {', '.join(f'_kam_import_seen_{n}' for n in UNIQUE)}")
+        self.cursor.execute(f"DROP TABLE IF EXISTS {TABLES}")
 
     # --- One chunk ----------------------------------------------------------------------------
 
     def load(self, rows):
         """Replace the staged chunk with ``rows`` (line first, then the values in ``fields``
-        order, then the phone digits as an array literal)."""
+        order, then the phone digits as an array literal); keep its unique values."""
         buffer = io.StringIO()
         csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows(rows)
         self.cursor.execute(f"TRUNCATE {ROWS}")
         with self.cursor.copy(self.copy_sql) as copy:
             copy.write(buffer.getvalue())
-        # Statistics, so that matching a chunk against a big archive uses its indexes.
-        self.cursor.execute(f"ANALYZE {ROWS}")
+        if self.unique:
+            cols = ", ".join(f'"{_column(name)}"' for name in self.unique)
+            self.cursor.execute(f"INSERT INTO {KEYS} (line, {cols}) SELECT line, {cols} FROM {ROWS}")
+
+    def repeats_inside(self):
+        """True when a unique value occurs twice in the staged chunk (writing it would break
+        the unique constraint: the final ``duplicates()`` names the lines)."""
+        checks = [f'(SELECT "{_column(n)}" FROM {ROWS} WHERE "{_column(n)}" IS NOT NULL GROUP BY 1 HAVING count(*) > 1)'
+                  for n in self.unique]
+        if not checks:
+            return False
+        self.cursor.execute("SELECT " + " OR ".join(f"EXISTS {check}" for check in checks))
+        return self.cursor.fetchone()[0]
 
     def duplicates(self):
-        """``(line, field, first_line)`` for each staged row repeating a unique value of an
-        earlier row of the file (this chunk or one before)."""
+        """``(line, field, first_line)`` for each row of the whole file repeating a unique value
+        of an earlier row (once every chunk is staged)."""
         found = []
         for name in self.unique:
-            col, seen = _column(name), f"_kam_import_seen_{name}"
+            col = _column(name)
             self.cursor.execute(
-                f'INSERT INTO {seen} (value, line) SELECT DISTINCT ON ("{col}") "{col}", line FROM {ROWS} '
-                f'WHERE "{col}" IS NOT NULL ORDER BY "{col}", line ON CONFLICT (value) DO NOTHING'
+                f'SELECT k.line, min(k.line) OVER (PARTITION BY k."{col}") FROM {KEYS} k '
+                f'JOIN (SELECT "{col}" FROM {KEYS} WHERE "{col}" IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d '
+                f'USING ("{col}") ORDER BY 1'
             )
-            self.cursor.execute(
-                f'SELECT r.line, s.line FROM {ROWS} r JOIN {seen} s ON s.value = r."{col}" WHERE s.line <> r.line ORDER BY 1'
-            )
-            found += [(line, name, first) for line, first in self.cursor.fetchall()]
+            found += [(line, name, first) for line, first in self.cursor.fetchall() if line != first]
         return found
 
     def match(self):
@@ -103,31 +127,42 @@ class Staging:
         key = _column(self.key)
         joins = [f'LEFT JOIN {self.customer} k ON k."{key}" = r."{key}"']
         customer_id, old_unit, old_phone = "k.id", "k.org_unit_id", "k.phone"
-        if self.key == "external_id" and "credit_code" in self.fields:
-            # Adopt a customer known only by its credit code (e.g. entered by hand before).
-            joins.append(
-                f"LEFT JOIN {self.customer} a ON k.id IS NULL AND a.external_id IS NULL AND a.credit_code = r.credit_code"
-            )
-            customer_id, old_unit, old_phone = "coalesce(k.id, a.id)", "coalesce(k.org_unit_id, a.org_unit_id)", "coalesce(k.phone, a.phone)"
-        owners = []
+        # ``touched``: the row meets a customer this import already wrote (a repeat in the file).
+        owners, touched = [], ["k.updated_at = %(now)s"]
         for name in self.unique:
             if name != self.key:
                 joins.append(f'LEFT JOIN {self.customer} o_{name} ON o_{name}."{_column(name)}" = r."{_column(name)}"')
-                owners.append(f"o_{name}.id AS owner_{name}")
+                owners.append(f"o_{name}.id AS owner_{name}, o_{name}.updated_at = %(now)s AS owner_{name}_touched")
+                touched.append(f"o_{name}.updated_at = %(now)s")
+        if self.key == "external_id" and "credit_code" in self.fields:
+            # Adopt the owner of the credit code when it has no external id yet (e.g. entered by hand).
+            adopt = "CASE WHEN k.id IS NULL AND o_credit_code.external_id IS NULL THEN o_credit_code"
+            customer_id = f"coalesce(k.id, {adopt}.id END)"
+            old_unit = f"coalesce(k.org_unit_id, {adopt}.org_unit_id END)"
+            old_phone = f"coalesce(k.phone, {adopt}.phone END)"
         phone = f", {old_phone} IS DISTINCT FROM r.phone AS phone_changed" if self.with_phones else ""
         self.cursor.execute(f"DROP TABLE IF EXISTS {MATCHED}")
         self.cursor.execute(
-            f"CREATE TEMP TABLE {MATCHED} ON COMMIT DROP AS SELECT r.*, {customer_id} AS customer_id, {old_unit} AS old_unit"
-            f"{phone}{''.join(', ' + o for o in owners)} FROM {ROWS} r {' '.join(joins)}"
+            f"CREATE TEMP TABLE {MATCHED} ON COMMIT DROP AS SELECT r.*, {customer_id} AS customer_id, {old_unit} AS old_unit, "
+            f"coalesce({' OR '.join(touched)}, false) AS touched{phone}{''.join(', ' + o for o in owners)} "
+            f"FROM {ROWS} r {' '.join(joins)}",
+            {"now": self.now},
         )
+
+    def touched(self):
+        """True when a staged row meets a customer written earlier by this import."""
+        self.cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {MATCHED} WHERE touched)")
+        return self.cursor.fetchone()[0]
 
     def conflicts(self):
         """``(line, field)`` where a unique value already belongs to another customer."""
         found = []
         for name in self.unique:
             if name != self.key:
+                # An owner written by this import is a repeat in the file: duplicates() reports it.
                 self.cursor.execute(
-                    f"SELECT line FROM {MATCHED} WHERE owner_{name} IS NOT NULL AND owner_{name} IS DISTINCT FROM customer_id ORDER BY 1"
+                    f"SELECT line FROM {MATCHED} WHERE owner_{name} IS NOT NULL AND owner_{name} IS DISTINCT FROM customer_id "
+                    f"AND owner_{name}_touched IS NOT TRUE ORDER BY 1"
                 )
                 found += [(line, name) for (line,) in self.cursor.fetchall()]
         return found
@@ -169,7 +204,7 @@ class Staging:
 
     # --- Write --------------------------------------------------------------------------------
 
-    def write(self, now, timings=None):
+    def write(self, timings=None):
         """Insert the chunk's new customers, update the changed ones, re-index changed phones.
         Returns ``(created, updated, unchanged)``; ``timings`` (a dict) adds up each step's seconds."""
         timings = timings if timings is not None else {}
@@ -185,7 +220,7 @@ class Staging:
             if model_field.primary_key or model_field.name in self.fields:
                 continue
             if model_field.name in ("created_at", "updated_at"):
-                defaults[model_field.column] = now
+                defaults[model_field.column] = self.now
             else:
                 defaults[model_field.column] = model_field.get_db_prep_save(model_field.get_default(), connection)
         cols = [f'"{col}"' for col in self.columns]
@@ -198,10 +233,18 @@ class Staging:
         )
         created = self.cursor.rowcount
         lap("insert")
+        if self.with_phones and created:
+            key = f'"{_column(self.key)}"'
+            self.cursor.execute(
+                f"INSERT INTO {self.phone_table} (customer_id, contact_id, digits, reversed_digits) "
+                f"SELECT c.id, NULL, d.digits, reverse(d.digits) FROM {MATCHED} m JOIN {self.customer} c ON c.{key} = m.{key} "
+                f"CROSS JOIN LATERAL unnest(m.phone_digits) AS d(digits) WHERE m.customer_id IS NULL"
+            )
+            lap("phones")
         self.cursor.execute(
             f"UPDATE {self.customer} c SET {', '.join(f'{c} = m.{c}' for c in cols)}, updated_at = %s "
             f"FROM {MATCHED} m WHERE c.id = m.customer_id AND {self._differs()}",
-            [now],
+            [self.now],
         )
         updated = self.cursor.rowcount
         self.cursor.execute(f"SELECT count(customer_id) FROM {MATCHED}")
@@ -213,18 +256,16 @@ class Staging:
         return created, updated, existing - updated
 
     def _reindex_phones(self):
-        """The customers' own numbers (not their contacts') in the phone search index, for
-        new customers and those whose main phone changed."""
-        key = _column(self.key)
+        """The own numbers (not their contacts') of the updated customers whose main phone
+        changed, in the phone search index (new customers got theirs with the insert)."""
         self.cursor.execute(
             f"DELETE FROM {self.phone_table} p USING {MATCHED} m "
             f"WHERE m.customer_id IS NOT NULL AND m.phone_changed AND p.customer_id = m.customer_id AND p.contact_id IS NULL"
         )
         self.cursor.execute(
             f"INSERT INTO {self.phone_table} (customer_id, contact_id, digits, reversed_digits) "
-            f"SELECT c.id, NULL, d.digits, reverse(d.digits) FROM {MATCHED} m "
-            f'JOIN {self.customer} c ON c."{key}" = m."{key}" CROSS JOIN LATERAL unnest(m.phone_digits) AS d(digits) '
-            f"WHERE m.phone_changed"
+            f"SELECT m.customer_id, NULL, d.digits, reverse(d.digits) FROM {MATCHED} m "
+            f"CROSS JOIN LATERAL unnest(m.phone_digits) AS d(digits) WHERE m.customer_id IS NOT NULL AND m.phone_changed"
         )
 
 

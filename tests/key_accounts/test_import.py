@@ -316,6 +316,34 @@ def test_repeats_are_caught_across_chunks(tree, people, monkeypatch):
     assert errors_of(job) == [(7, "编号", "The same external id as line 3.")]
 
 
+@pytest.mark.parametrize("chunk", [2, 20_000])
+def test_a_commit_of_a_file_with_repeats_reports_them_and_writes_nothing(tree, people, monkeypatch, chunk):
+    """The commit checks again (the file may have changed since its dry run): repeats inside a
+    chunk or across chunks stop the writing before a unique constraint could, and the report
+    names the first line, not a conflict with the row this very import wrote."""
+    monkeypatch.setattr(import_run, "CHUNK", chunk)
+    rows = [["D-1", "甲", credit_code(1), "企业", "C11", ""], ["D-2", "乙", "", "企业", "C11", ""],
+            ["D-3", "丙", credit_code(1), "企业", "C11", ""], ["D-1", "丁", "", "企业", "C11", ""]]
+    upload = csv_file(rows)
+    path = Path(settings_media()) / "repeats.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(upload.read())
+    before = Customer.objects.count()
+    outcome = import_run.run_import(actor=people.city, path=path, name="repeats.csv", raw_spec=SPEC, commit=True,
+                                    errors=(log := import_run.ErrorLog()))
+    assert not outcome.committed and outcome.errors == 2
+    log.file.seek(0)
+    assert sorted(line.split("\t")[:3] for line in log.file.read().splitlines()) == [
+        ["4", "信用代码", "The same unified social credit code as line 2."], ["5", "编号", "The same external id as line 2."]]
+    assert_nothing_written(before)
+
+
+def settings_media():
+    from django.conf import settings
+
+    return settings.MEDIA_ROOT
+
+
 def test_a_commit_that_finds_an_invalid_row_writes_nothing_even_after_written_chunks(tree, people, monkeypatch):
     monkeypatch.setattr(import_run, "CHUNK", 2)
     rows = [[f"W-{n}", f"公司{n}", "", "企业", "C11", ""] for n in range(6)]
