@@ -22,6 +22,7 @@ from kam import history
 from key_accounts.models import GradingRule, ImportRowError
 from key_accounts.services import acting_unit
 from org_hierarchy.models import OrgUnit
+from permissions.models import Membership
 from permissions.scope import resolve_scope
 
 from . import staging as set_based
@@ -104,9 +105,17 @@ def load_context(actor, spec):
 
 
 def _acting_unit(actor, spec, context):
+    """The unit the importer acts from, for the history: theirs over the chosen unit; for a
+    file naming units row by row, their highest unit where they may add customers."""
     code = spec["fixed"].get("org_unit")
     unit_id = context.units.get(code, (None,))[0] if code else None
-    return acting_unit(actor, unit_id) if unit_id else None
+    if unit_id:
+        return acting_unit(actor, unit_id)
+    for membership in Membership.objects.filter(user=actor, unit__is_active=True).select_related("unit", "role") \
+            .order_by("unit__depth", "unit__path"):
+        if "customer.add" in membership.role.permissions:
+            return membership.unit
+    return None
 
 
 def _chunks(rows, size):

@@ -203,6 +203,7 @@ def test_a_reimport_updates_only_what_changed_with_history_and_keeps_unmapped_fi
     update = events(pgh_obj_id=customer.pk, pgh_label="update").select_related("pgh_context").latest("pgh_id")
     assert update.pgh_context.metadata["actor_id"] == people.province.pk
     assert update.pgh_context.metadata["via"] == "import"
+    assert update.pgh_context.metadata["unit"] == "P1"  # units per row: the importer's own unit
     assert (update.name, update.address) == ("广州市天河科技有限公司（新）", "天河路 1 号")
 
 
