@@ -129,10 +129,14 @@ def test_anonymous_callers_get_401_and_beta_never_sees_alpha(alpha, beta, archiv
 def test_switching_the_module_off_hides_the_api(in_alpha, tree, people, archive):
     from permissions import services as permission_services
 
-    permission_services.module_set(actor="system", level=tree.levels["city"], module="customers", enabled=False)
     client = client_for(in_alpha, people.city)
+    schema = client.get("/api/schema/").content.decode()
+    assert "/api/v1/customers/{id}/history/:" in schema and "/api/v1/caller-id/:" in schema
+    permission_services.module_set(actor="system", level=tree.levels["city"], module="customers", enabled=False)
     assert client.get(API).status_code == 404
     assert client.get("/api/v1/caller-id/?number=02088886666").status_code == 404
+    schema = client.get("/api/schema/").content.decode()
+    assert "/api/v1/customers/" not in schema and "/api/v1/caller-id/" not in schema
 
 
 # --- Create, update, delete --------------------------------------------------------------------
@@ -192,6 +196,11 @@ def test_reassigning_needs_assign_at_both_units(api, tree, people, archive):
     assert patch(api.city, url(archive.c11), {"account_manager": people.city.pk}).status_code == 403
     assert fields_of(patch(api.city, url(archive.c11), {"org_unit": tree.c12.pk})) == {"org_unit": ["Unknown unit."]}
     assert patch(api.province, url(archive.c11), {"org_unit": tree.c21.pk}).status_code == 400  # not in P1
+    elsewhere = make_user("c21-manager")
+    member(elsewhere, tree.c21, "account_manager")
+    assert fields_of(patch(api.province, url(archive.c11), {"account_manager": elsewhere.pk})) == {
+        "account_manager": ["Unknown user."]}
+    assert patch(api.province, url(archive.c11), {"account_manager": people.city.pk}).json()["account_manager"]["id"] == people.city.pk
     assert patch(api.province, url(archive.c11), {"org_unit": tree.c12.pk}).json()["org_unit"]["code"] == "C12"
     archive.c11.refresh_from_db()
     assert archive.c11.org_unit == tree.c12
