@@ -91,14 +91,16 @@ class CustomerOrdering(django_filters.OrderingFilter):
 
 
 class CustomerFilter(django_filters.FilterSet):
+    # Multiple-choice filters use distinct=False: they filter the customer table itself (no join
+    # that could repeat a row), and DISTINCT would sort every match before the first page.
     q = django_filters.CharFilter(method="filter_q", label=_("Search"), max_length=200)
     name = django_filters.CharFilter(method="filter_name", label=_("Name"), max_length=200)
     phone = django_filters.CharFilter(method="filter_phone", label=_("Phone"), max_length=40)
     credit_code = django_filters.CharFilter(method="filter_credit_code", label=_("Credit code"), max_length=18)
-    kind = django_filters.MultipleChoiceFilter(choices=Customer.Kind.choices, label=_("Type"))
-    grade = django_filters.MultipleChoiceFilter(choices=Grade.choices, label=_("Grade"))
-    status = django_filters.MultipleChoiceFilter(choices=Customer.Status.choices, label=_("Status"))
-    industry = django_filters.MultipleChoiceFilter(choices=Industry.choices, label=_("Industry"))
+    kind = django_filters.MultipleChoiceFilter(choices=Customer.Kind.choices, distinct=False, label=_("Type"))
+    grade = django_filters.MultipleChoiceFilter(choices=Grade.choices, distinct=False, label=_("Grade"))
+    status = django_filters.MultipleChoiceFilter(choices=Customer.Status.choices, distinct=False, label=_("Status"))
+    industry = django_filters.MultipleChoiceFilter(choices=Industry.choices, distinct=False, label=_("Industry"))
     unit = django_filters.NumberFilter(method="filter_unit", label=_("Region"))
     manager = django_filters.NumberFilter(field_name="account_manager_id", label=_("Account manager"))
     group = django_filters.NumberFilter(field_name="group_id", label=_("Group"))

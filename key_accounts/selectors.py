@@ -4,7 +4,7 @@ nothing outside the user's scope (subtrees, groups they may view, direct grants)
 The customer list, the export and every search share one filter set (key_accounts.filters),
 so what a user exports is exactly the list they were looking at.
 """
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db.models import Sum
 
 from permissions.selectors import get_visible_or_404, visible
@@ -146,7 +146,10 @@ def customer_count(queryset):
 
     from django.core.cache import cache
 
-    sql, params = queryset.order_by().query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nothing (an empty id list): no query at all
+        return 0
     key = "ka:count:" + hashlib.sha256(repr((sql, params)).encode()).hexdigest()
     total = cache.get(key)
     if total is None:

@@ -352,4 +352,8 @@ def regrade(*, actor, customers=None, via="regrade"):
         for grade, ids in moves.items():
             for batch in _batches(ids):
                 Customer.objects.filter(pk__in=batch).update(grade=grade, updated_at=now)
+    moved = [pk for ids in moves.values() for pk in ids]
+    if moved:  # by-grade roll-ups of their units
+        rollups_dirty(sorted({unit for batch in _batches(moved)
+                              for unit in Customer.objects.filter(pk__in=batch).values_list("org_unit_id", flat=True)}))
     return {grade: len(ids) for grade, ids in moves.items()}

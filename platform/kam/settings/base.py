@@ -198,6 +198,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Endpoints of modules switched off for the caller's levels are left out of their schema.
     "PREPROCESSING_HOOKS": ["permissions.openapi.drop_switched_off_modules"],
+    # Several models have a "status": name each set of choices after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "CustomerStatusEnum": "key_accounts.models.Customer.Status",
+        "ImportJobStatusEnum": "key_accounts.models.ImportJob.Status",
+        "ExportJobStatusEnum": "key_accounts.models.ExportJob.Status",
+    },
 }
 
 # --- Celery (app in kam/celery.py) -----------------------------------------------------
