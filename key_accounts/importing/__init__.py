@@ -8,6 +8,7 @@
     progress.py  liveness (advisory lock) and progress (cache) of running jobs
     services.py  mappings and jobs: who may, status changes, inline run or Celery
     selectors.py what a user may see of them
+    forms.py     the wizard's upload and mapping forms
 
 docs/key-accounts-import.md describes the file format and the mapping for users.
 """

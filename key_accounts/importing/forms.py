@@ -7,12 +7,13 @@ defaults, templates, grading). The selects are applied on top of the JSON.
 import json
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils import translation
 from django.utils.translation import gettext as _, gettext_lazy
 
 from key_accounts.models import Customer
 
-from .spec import ENCODINGS, FIELDS, needs_unit
+from .spec import ENCODINGS, FIELDS, check_spec, file_columns
 
 FIELD_HINTS = {"org_unit": gettext_lazy("unit code"), "account_manager": gettext_lazy("username")}
 # Header names people use for a field, besides its name and labels (matched case-insensitively).
@@ -101,6 +102,11 @@ class MapForm(forms.Form):
         self.fields["unit"].queryset = units
         columns = spec.get("columns") or {}
         choices = field_choices()
+        try:  # columns the mapping reads for its rules (grading, templates, conditions, checks)
+            checked = check_spec(spec)
+            self.rule_columns = set(file_columns(checked)) - {n for n, e in checked["columns"].items() if e["field"]}
+        except ValidationError:
+            self.rule_columns = set()
         self.column_fields = []
         for position, column in enumerate(header):
             name = f"column_{position}"
@@ -145,11 +151,3 @@ class MapForm(forms.Form):
         fixed.pop("org_unit", None)
         spec["fixed"] = fixed
         return spec
-
-    def unit_needed(self, spec):
-        try:
-            from .spec import check_spec
-
-            return needs_unit(check_spec(spec))
-        except Exception:  # the service reports what is wrong with the spec
-            return False

@@ -40,6 +40,8 @@ def job_progress(job):
     live_state = live.progress_of(job.pk) if running else None
     if live_state:
         processed, total, phase = live_state["rows"], live_state["total"], live_state["phase"]
+    elif job.status in (ImportJob.Status.CHECK_QUEUED, ImportJob.Status.QUEUED) or running:
+        processed, total, phase = 0, job.total_rows, "waiting"
     else:
         processed, total = job.processed_rows, job.total_rows
         phase = "done" if job.status in (ImportJob.Status.DONE, ImportJob.Status.CHECKED, ImportJob.Status.INVALID) else ""

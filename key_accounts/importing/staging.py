@@ -258,9 +258,13 @@ class Staging:
     def _reindex_phones(self):
         """The own numbers (not their contacts') of the updated customers whose main phone
         changed, in the phone search index (new customers got theirs with the insert)."""
+        self.cursor.execute(f"SELECT customer_id FROM {MATCHED} WHERE customer_id IS NOT NULL AND phone_changed")
+        changed = [customer_id for (customer_id,) in self.cursor.fetchall()]
+        if not changed:
+            return
+        # By id (a chunk's worth at most): an index scan of the phone table, never a full one.
         self.cursor.execute(
-            f"DELETE FROM {self.phone_table} p USING {MATCHED} m "
-            f"WHERE m.customer_id IS NOT NULL AND m.phone_changed AND p.customer_id = m.customer_id AND p.contact_id IS NULL"
+            f"DELETE FROM {self.phone_table} WHERE customer_id = ANY(%s) AND contact_id IS NULL", [changed]
         )
         self.cursor.execute(
             f"INSERT INTO {self.phone_table} (customer_id, contact_id, digits, reversed_digits) "

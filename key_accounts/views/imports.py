@@ -78,8 +78,8 @@ class ImportMapPage(ImportPage):
         unit_code = (spec.get("fixed") or {}).get("org_unit")
         initial = {"unit": units.filter(code=unit_code).first()} if unit_code else {}
         form = MapForm(data, header=header, units=units, spec=spec, initial=initial)
-        columns = [(column, field, [row[i] if i < len(row) else "" for row in rows]) for i, (column, field) in
-                   enumerate(form.column_fields)]
+        columns = [(column, field, [row[i] if i < len(row) else "" for row in rows], column in form.rule_columns)
+                   for i, (column, field) in enumerate(form.column_fields)]
         return {"job": job, "form": form, "columns": columns, "problem": problem, "encoding": encoding}
 
     def get(self, request, pk, context=None, status=200):
