@@ -213,11 +213,13 @@ def job_refresh(job):
             was_import = job.status == Status.IMPORTING
             job.status = Status.FAILED
             job.finished_at = timezone.now()
-            job.message = (
-                _("The import stopped before it finished (its worker was stopped or lost the database). Nothing was "
-                  "written. You can import it again.") if was_import else
-                _("The check stopped before it finished (its worker was stopped or lost the database). Check the file again.")
-            )
+            with translation.override(job.language or settings.LANGUAGE_CODE):  # whoever noticed, the creator reads it
+                job.message = (
+                    _("The import stopped before it finished (its worker was stopped or lost the database). Nothing was "
+                      "written. You can import it again.") if was_import else
+                    _("The check stopped before it finished (its worker was stopped or lost the database). Check the file "
+                      "again.")
+                )
             job.save(update_fields=["status", "finished_at", "message"])
             live.Progress(job.pk).clear()
             logger.warning("import job %s found dead while %s: marked failed", job.pk, "importing" if was_import else "checking")
@@ -240,7 +242,8 @@ def job_fail_waiting(job_id, reason):
     if job is None or job.status not in WAITING + RUNNING or live.is_running_elsewhere(job_id):
         return job
     job.status, job.finished_at = Status.FAILED, timezone.now()
-    job.message = _("The import could not run: %(error)s. Nothing was written.") % {"error": reason}
+    with translation.override(job.language or settings.LANGUAGE_CODE):
+        job.message = _("The import could not run: %(error)s. Nothing was written.") % {"error": reason}
     job.save(update_fields=["status", "finished_at", "message"])
     return job
 
@@ -282,7 +285,8 @@ def run_job(job_id, *, commit):
             except Exception as exc:  # a bug or a broken file: say so on the job
                 logger.exception("import job %s failed", job.pk)
                 job.status, job.finished_at = Status.FAILED, timezone.now()
-                job.message = _("The import failed: %(error)s. Nothing was written.") % {"error": exc}
+                with translation.override(job.language or settings.LANGUAGE_CODE):
+                    job.message = _("The import failed: %(error)s. Nothing was written.") % {"error": exc}
                 job.save(update_fields=["status", "finished_at", "message"])
                 return job
             errors.save(job.pk)

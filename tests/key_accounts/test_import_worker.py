@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.utils import translation
 from django_tenants.utils import schema_context
 
 from key_accounts.history import event_model
@@ -110,7 +111,7 @@ def test_a_worker_killed_mid_import_leaves_nothing_and_the_job_is_marked_failed(
     with django_db_blocker.unblock():
         client = alpha.admin_client()
         with Worker(tmp_path / "worker-1.log") as worker:
-            with schema_context(alpha.schema_name):
+            with schema_context(alpha.schema_name), translation.override("en"):  # the job's language
                 job = services.job_create(actor=admin, upload=big_file(tag, unit.code), spec=SPEC)
             assert job.status == "check_queued"  # too big for the request: queued for the worker
             poll(client, job.pk, lambda body: body["status"] == "checked")
@@ -128,7 +129,7 @@ def test_a_worker_killed_mid_import_leaves_nothing_and_the_job_is_marked_failed(
 
         failed = poll(client, job.pk, lambda body: body["status"] != "importing", timeout=60)[-1]
         assert failed["status"] == "failed", failed
-        assert "Nothing was written" in failed["message"] or "没有写入" in failed["message"]
+        assert "Nothing was written" in failed["message"]
         with schema_context(alpha.schema_name):
             assert not Customer.objects.filter(org_unit=unit).exists()
             assert not Customer.objects.filter(external_id__startswith=f"{tag}-").exists()
