@@ -149,6 +149,9 @@ def _csv(path, encoding, delimiter):
                 start = reader.line_num + 1
         except csv.Error as exc:
             raise FileProblem(start, _("Line %(line)d cannot be read as CSV: %(error)s") % {"line": start, "error": exc}) from None
+        except UnicodeDecodeError:  # only the UTF-16 stream decodes here; the others per line
+            raise FileProblem(start, _("Line %(line)d is not valid %(encoding)s.") % {
+                "line": start, "encoding": encoding.upper()}) from None
         finally:
             handle.close()
 

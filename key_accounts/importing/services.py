@@ -172,6 +172,7 @@ def _start(job, *, commit):
 
 def job_check(*, actor, job):
     """(Re)start the dry run of a job that is not running, queued or done."""
+    _require_importer(actor)
     _require_owner(actor, job)
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().get(pk=job.pk)

@@ -416,3 +416,9 @@ def test_someone_without_the_add_permission_cannot_import(tree, people):
     with pytest.raises(PermissionDenied):
         services.job_create(actor=people.hq, upload=csv_file([]), spec=SPEC)
     assert not ImportJob.objects.exists()
+
+
+def test_utf16_files_from_excel_are_read_tab_separated(tree, people):
+    text = "编号\t名称\t信用代码\t类型\t单位\t电话\r\nU-1\t统一码公司\t\t企业\tC11\t\r\n"
+    job = check(people.city, SimpleUploadedFile("unicode.txt", text.encode("utf-16")))
+    assert (job.status, job.encoding, job.created_count) == ("checked", "utf-16", 1)
