@@ -6,10 +6,9 @@ missing column is one file-level error); ``read(line, cells)`` then returns the 
 values, or its errors as ``(line, column, reason, value)``. It is on the hot path of a
 million-row import: each column becomes one small function, chosen once.
 """
-import datetime
-from operator import mul
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from operator import mul
 
 from django.core.exceptions import ValidationError
 from django.utils import translation
@@ -19,7 +18,7 @@ from key_accounts import phones
 from key_accounts.models import Customer, Grade
 from key_accounts.validators import ALPHABET, LENGTH, WEIGHTS, validate_credit_code
 
-from .spec import FIELDS, PLACEHOLDER, file_columns, required_columns
+from .spec import FIELDS, PLACEHOLDER, required_columns
 
 TRUE = {"1", "true", "t", "yes", "y", "x", "是", "真", "✓"}
 FALSE = {"0", "false", "f", "no", "n", "否", "假", ""}
@@ -174,16 +173,6 @@ def _integer(name=None):
     return convert, None
 
 
-def _date(name=None):
-    def convert(raw):
-        try:
-            return datetime.date.fromisoformat(raw.replace("/", "-"))
-        except ValueError:
-            raise Invalid(_("Not a date (write it as 2024-03-31).")) from None
-
-    return convert, None
-
-
 def _unit(context):
     def convert(raw):
         found = context.units.get(raw) or context.units.get(raw.upper())
@@ -210,7 +199,7 @@ def _user(context):
 
 
 VALUE_CONVERTERS = {"text": lambda name=None: ((lambda raw: raw), ""), "integer": _integer, "decimal": _decimal,
-                    "boolean": _boolean, "date": _date}
+                    "boolean": _boolean}
 FIELD_CONVERTERS = {"text": _text, "choice": _choice, "credit_code": _credit_code, "boolean": _boolean, "decimal": _decimal}
 
 
@@ -309,7 +298,6 @@ class RowReader:
             )
         self.individual_check = (self.slot["credit_code"], self.slot["kind"]) if {"credit_code", "kind"} <= set(self.slot) else None
         self.phone_slot = self.slot.get("phone")
-        self.columns_read = file_columns(spec)
 
     def read(self, line, cells):
         """``(values, None)`` for a good row (values in ``self.fields`` order, then the phone
