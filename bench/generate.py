@@ -108,10 +108,12 @@ def resolve(tenant):
 
 
 def generate(*, tenant, customers=DEFAULT_CUSTOMERS, seed=1, months=12, until=None, history=True, batch=BATCH,
-             analyze=True, log=None):
+             analyze=True, rollups=True, log=None):
     """Generate ``customers`` customers and everything around them into ``tenant`` (a Tenant or a
     slug). One transaction; returns a Report. ``history=False`` skips the history triggers and is
-    only for measuring what history costs (the load is then missing from the change log)."""
+    only for measuring what history costs (the load is then missing from the change log).
+    ``rollups`` queues the tenant's roll-up recompute for when the load commits (a bulk load
+    sends no signals; reporting.services.recompute_later), for a Celery worker to run."""
     from django_tenants.utils import schema_context
 
     if customers < 1 or months < 1:
@@ -123,7 +125,7 @@ def generate(*, tenant, customers=DEFAULT_CUSTOMERS, seed=1, months=12, until=No
     log = log or (lambda message: None)
     started = time.perf_counter()
     with schema_context(schema):
-        _load(report, batch=batch, log=log)
+        _load(report, batch=batch, log=log, rollups=rollups)
         report.load_seconds = time.perf_counter() - started
         if analyze:
             analyze_started = time.perf_counter()
@@ -133,7 +135,7 @@ def generate(*, tenant, customers=DEFAULT_CUSTOMERS, seed=1, months=12, until=No
     return report
 
 
-def _load(report, *, batch, log):
+def _load(report, *, batch, log, rollups):
     from django.db import connection, transaction
 
     from kam import history
@@ -177,13 +179,20 @@ def _load(report, *, batch, log):
             _flush(cursor, schema, buffers)
             started = time.perf_counter()
             for statement in restore:
+                step = time.perf_counter()
                 cursor.execute(statement)
+                if time.perf_counter() - step > 1:
+                    log(f"  {time.perf_counter() - step:.1f}s {statement[:110]}")
             if restore:
                 log(f"indexes and foreign keys rebuilt: {time.perf_counter() - started:.1f}s")
             for name, (table, _columns) in TABLES.items():
                 report.rows[name] = ids.count(name)
                 _reset_sequence(cursor, schema, table)
         invalidate_scopes()  # memberships were written without signals
+        if rollups:
+            from reporting.services import recompute_later
+
+            recompute_later()
 
 
 def customer_stream(synth, places, rng, total):

@@ -153,6 +153,15 @@ def test_the_load_is_recorded_in_history_as_the_generator(alpha, gb_tree):
     assert ContactEvent.objects.count() == Contact.objects.count()
 
 
+def test_the_load_queues_the_roll_up_recompute(alpha, gb_tree, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        make(alpha.tenant, customers=30)
+    assert any("recompute_later" in callback.__qualname__ for callback in callbacks)
+    with django_capture_on_commit_callbacks() as callbacks:
+        make(alpha.tenant, customers=30, seed=2, rollups=False)
+    assert not any("recompute_later" in callback.__qualname__ for callback in callbacks)
+
+
 def schema_objects(schema):
     """Index and constraint definitions of the archive's tables and their history tables."""
     with schema_context(schema), connection.cursor() as cursor:
