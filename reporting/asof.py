@@ -76,7 +76,8 @@ class Decomposition:
         """``(subtree units, own units)``: the as-of subtree of ``unit`` (within the scope) is the
         sum of the stored subtree rows of the first and the own rows of the second."""
         if self.covers(unit) and self.then.descendants(unit) == self.now.descendants(unit):
-            return {unit}, set()  # a covered unit's current subtree is covered entirely
+            # A covered unit's current subtree is covered entirely; a leaf has only own rows.
+            return ({unit}, set()) if self.now.children.get(unit) else (set(), {unit})
         subtree, own = set(), {unit} if self.covers(unit) else set()
         for child in self.then.children_of(unit):
             child_subtree, child_own = self.parts(child)

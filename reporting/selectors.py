@@ -15,6 +15,7 @@ import datetime
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db import connection
 from django.db.models import F, Q, Sum
 from django.http import Http404
 
@@ -104,25 +105,92 @@ def report_root(*, user):
 
 # --- Sums of stored rows ------------------------------------------------------------------------
 
+SUM_NAMES = STOCK + FLOWS + ("subscription_months", "billed_months")
+
+
+def _fetch(parts, filters, *, by=()):
+    """Sums of stored rows in one query: ``parts`` is ``[(label, model, unit ids)]``, the answer
+    ``{label: {(unit id, *by values): {measure: sum}}}``. Rows are grouped by unit and ``by``
+    (e.g. ``("month",)``); without "month" in ``by``, stock measures are those of the period's
+    last month, while ``subscription_months`` and ``billed_months`` add up every month (the ARPU
+    and ARPA denominators). Hand-written SQL: this is the read every dashboard makes."""
+    keys = ", ".join(("unit_id", *by))
+    at_last = "" if "month" in by else " FILTER (WHERE month = %(last)s)"
+    sums = ", ".join([f"sum({m}){at_last}" for m in STOCK] + [f"sum({m})" for m in FLOWS]
+                     + ["sum(subscriptions)", "sum(billed_customers)"])
+    where = "month BETWEEN %(first)s AND %(last)s"
+    where += " AND grade = ANY(%(grades)s)" if filters.grades else ""
+    where += " AND industry = ANY(%(industries)s)" if filters.industries else ""
+    params = {"first": filters.first, "last": filters.last, "grades": list(filters.grades),
+              "industries": list(filters.industries)}
+    selects = []
+    for index, (_label, model, units) in enumerate(parts):
+        if units:
+            params[f"units{index}"] = sorted(units)
+            selects.append(f"SELECT {index}, {keys}, {sums} FROM {model._meta.db_table} "
+                           f"WHERE unit_id = ANY(%(units{index})s) AND {where} GROUP BY {keys}")
+    found = {label: {} for label, _model, _units in parts}
+    if not selects:
+        return found
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(selects), params)
+        width = 2 + len(by)
+        for row in cursor.fetchall():
+            found[parts[row[0]][0]][tuple(row[1:width])] = dict(zip(SUM_NAMES, row[width:]))
+    return found
+
+
 def _sums(model, units, filters, *, by=()):
-    """``{(unit id, *by values): {measure: sum}}`` of ``model``'s rows for ``units`` in the months
-    of ``filters``, grouped by unit and ``by`` (e.g. ``("month",)``). Without "month" in ``by``,
-    stock measures are those of the period's last month; ``subscription_months`` and
-    ``billed_months`` add up every month (the ARPU and ARPA denominators)."""
-    if not units:
-        return {}
-    rows = model.objects.filter(_among("unit_id", list(units)), month__gte=filters.first, month__lte=filters.last)
-    if filters.grades:
-        rows = rows.filter(grade__in=filters.grades)
-    if filters.industries:
-        rows = rows.filter(industry__in=filters.industries)
-    keys = ("unit_id", *by)
-    return _summed(rows, keys, _annotations(None if "month" in by else filters.last))
+    """``{(unit id, *by values): sums}`` of ``model``'s rows for ``units`` (see ``_fetch``)."""
+    return _fetch([("rows", model, units)], filters, by=by)["rows"]
 
 
-def _annotations(last=None):
-    """Sums of the measures; stock ones at month ``last`` only when given."""
-    at_last = None if last is None else Q(month=last)
+def _add(total, part):
+    for name, value in part.items():
+        if value is not None:
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+def _parts(targets, filters, scope, leaves=()):
+    """``{target: (subtree units, own units)}`` whose stored rows make up each target's subtree.
+    Today's tree: a unit's subtree row, or its own rows for a leaf (``leaves``: targets without
+    children), which has none; as of a date: the decomposition of reporting/asof.py."""
+    if filters.as_of is None:
+        return {target: (set(), {target}) if target in leaves else ({target}, set()) for target in targets}
+    now = asof.current_tree()
+    decomposition = asof.Decomposition(now, asof.tree_as_of(filters.as_of, now), scope)
+    return {target: decomposition.parts(target) for target in targets}
+
+
+def _subtree_sums(targets, filters, scope, *, by=(), parts=None, leaves=(), own_of=None):
+    """``{target: {by values: sums}}`` of each target's subtree (as of ``filters.as_of`` if given),
+    in one query; with ``own_of``, also that unit's own sums under the key ``"own"``."""
+    parts = parts if parts is not None else _parts(targets, filters, scope, leaves)
+    stored_units = set().union(*(s for s, _o in parts.values()))
+    own_units = set().union(*(o for _s, o in parts.values()))
+    found = _fetch([("stored", SubtreeMonth, stored_units),
+                    ("own", UnitMonth, own_units | ({own_of} if own_of is not None else set()))], filters, by=by)
+    result = {}
+    for target, (subtree_units, target_own) in parts.items():
+        totals = {}
+        for source, units in ((found["stored"], subtree_units), (found["own"], target_own)):
+            for (unit, *rest), sums in source.items():
+                if unit in units:
+                    _add(totals.setdefault(tuple(rest), {}), sums)
+        result[target] = totals
+    if own_of is not None:
+        result["own"] = {tuple(rest): sums for (unit, *rest), sums in found["own"].items() if unit == own_of}
+    return result
+
+
+def _leaves(units):
+    return {unit.pk for unit in units if not unit.numchild}
+
+
+def _annotations(last):
+    """ORM sums of the measures (group rows); stock ones at month ``last``."""
+    at_last = Q(month=last)
     annotations = {name: Sum(name, filter=at_last) for name in STOCK}
     annotations.update({name: Sum(name) for name in FLOWS})
     annotations.update(subscription_months=Sum("subscriptions"), billed_months=Sum("billed_customers"))
@@ -138,38 +206,6 @@ def _summed(rows, keys, annotations):
         key = tuple(row.pop(k) for k in keys)
         found[key] = {name[4:]: value for name, value in row.items()}
     return found
-
-
-def _add(total, part):
-    for name, value in part.items():
-        if value is not None:
-            total[name] = total.get(name, 0) + value
-    return total
-
-
-def _parts(targets, filters, scope):
-    """``{target: (subtree units, own units)}`` whose stored rows make up each target's subtree."""
-    if filters.as_of is None:
-        return {target: ({target}, set()) for target in targets}
-    now = asof.current_tree()
-    decomposition = asof.Decomposition(now, asof.tree_as_of(filters.as_of, now), scope)
-    return {target: decomposition.parts(target) for target in targets}
-
-
-def _subtree_sums(targets, filters, scope, *, by=(), parts=None):
-    """``{target: {by values: sums}}`` of each target's subtree (as of ``filters.as_of`` if given)."""
-    parts = parts if parts is not None else _parts(targets, filters, scope)
-    stored = _sums(SubtreeMonth, set().union(*(s for s, _o in parts.values())), filters, by=by)
-    own = _sums(UnitMonth, set().union(*(o for _s, o in parts.values())), filters, by=by)
-    result = {}
-    for target, (subtree_units, own_units) in parts.items():
-        totals = {}
-        for source, units in ((stored, subtree_units), (own, own_units)):
-            for (unit, *rest), sums in source.items():
-                if unit in units:
-                    _add(totals.setdefault(tuple(rest), {}), sums)
-        result[target] = totals
-    return result
 
 
 # --- Metrics ------------------------------------------------------------------------------------
@@ -204,16 +240,15 @@ def unit_figures(*, user, unit, filters, by=None):
     everything under it; as of ``filters.as_of`` if given), optionally with a ``breakdown`` of
     the subtree by ``by`` ("grade" or "industry")."""
     scope = _scope_for(user, unit)
-    own = _sums(UnitMonth, [unit.pk], filters).get((unit.pk,))
-    subtree = _subtree_sums([unit.pk], filters, scope)[unit.pk].get(())
-    result = {"own": metrics(own), "subtree": metrics(subtree)}
+    sums = _subtree_sums([unit.pk], filters, scope, leaves=_leaves([unit]), own_of=unit.pk)
+    result = {"own": metrics(sums["own"].get(())), "subtree": metrics(sums[unit.pk].get(()))}
     if by is not None:
         result["breakdown"] = _breakdown(unit, filters, scope, by)
     return result
 
 
 def _breakdown(unit, filters, scope, by):
-    sums = _subtree_sums([unit.pk], filters, scope, by=(by,))[unit.pk]
+    sums = _subtree_sums([unit.pk], filters, scope, by=(by,), leaves=_leaves([unit]))[unit.pk]
     return [{by: value, **metrics(part)} for (value,), part in sorted(sums.items())]
 
 
@@ -223,14 +258,16 @@ def unit_trend(*, user, unit, filters, part="subtree"):
     if part == "own":
         found = {(month,): sums for (_unit, month), sums in _sums(UnitMonth, [unit.pk], filters, by=("month",)).items()}
     else:
-        found = _subtree_sums([unit.pk], filters, scope, by=("month",))[unit.pk]
+        found = _subtree_sums([unit.pk], filters, scope, by=("month",), leaves=_leaves([unit]))[unit.pk]
     return _month_list(filters, found)
 
 
 def _children(unit, filters):
+    """``(child ids, the leaves among them)`` of today's tree, or of the tree as of the date."""
     if filters.as_of is None:
-        return sorted(OrgUnit.objects.filter(parent=unit).order_by().values_list("pk", flat=True))
-    return asof.tree_as_of(filters.as_of).children_of(unit.pk)
+        rows = list(OrgUnit.objects.filter(parent=unit).order_by("pk").values_list("pk", "numchild"))
+        return [pk for pk, _n in rows], {pk for pk, numchild in rows if not numchild}
+    return asof.tree_as_of(filters.as_of).children_of(unit.pk), set()
 
 
 def child_ranking(*, user, unit, filters, metric="revenue", descending=True):
@@ -239,15 +276,15 @@ def child_ranking(*, user, unit, filters, metric="revenue", descending=True):
     ARPU without subscriptions, last). A child with nothing the viewer covers is left out; the
     subtree figure of ``unit`` is its own plus those of the children listed."""
     scope = _scope_for(user, unit)
-    parts = _parts(_children(unit, filters), filters, scope)
+    children, leaves = _children(unit, filters)
+    parts = _parts(children, filters, scope, leaves)
     children = [child for child, (subtree, own) in parts.items() if subtree or own]
-    sums = _subtree_sums(children, filters, scope, parts=parts)
+    sums = _subtree_sums(children, filters, scope, parts=parts, own_of=unit.pk)
     info = {u.pk: u for u in OrgUnit.objects.filter(pk__in=children).select_related("level")}
     rows = [{"unit": info[child], **metrics(sums[child].get(()))} for child in children]
     rows.sort(key=lambda row: row[metric] or 0, reverse=descending)
     rows.sort(key=lambda row: row[metric] is None)  # stable: the order above stays within each part
-    own = _sums(UnitMonth, [unit.pk], filters).get((unit.pk,))
-    return {"own": metrics(own), "children": rows}
+    return {"own": metrics(sums["own"].get(())), "children": rows}
 
 
 def product_figures(*, user, unit, filters, product=None):
@@ -273,7 +310,7 @@ def _product_parts(unit, filters, scope, product, *, by_month):
     """Two look-ups ``(product id, key) -> metrics``, for the own rows of ``unit`` and for its
     subtree, with the penetration base (customers not churned) of the same part and month."""
     extra = None if product is None else Q(product_id=product.pk)
-    parts = _parts([unit.pk], filters, scope)
+    parts = _parts([unit.pk], filters, scope, _leaves([unit]))
     subtree_units, own_units = parts[unit.pk]
     own_rows = _product_sums(UnitProductMonth, [unit.pk], filters, extra, by_month)
     subtree_rows = {}

@@ -85,7 +85,7 @@ def tree_changed(*units):
 def refresh(units, months=None, *, today=None):
     """Recompute the own rows of ``units`` × ``months`` (None: the whole window; months outside
     it are ignored), then the subtree rows of those months for the units and all their
-    ancestors, deepest first. Returns the number of rows written."""
+    ancestors with children, deepest first. Returns the number of rows written."""
     first, last = engine.window(today)
     wanted = engine.months_between(first, last)
     if months is not None:
@@ -97,17 +97,20 @@ def refresh(units, months=None, *, today=None):
     with connection.cursor() as cursor:
         _lock(cursor)
         params = {**engine.params(first, last, wanted), "units": units}
-        for family in engine.FAMILIES:
-            table = family.own._meta.db_table
+        tables = {family.name: family.own._meta.db_table for family in engine.FAMILIES}
+        for table in tables.values():
             cursor.execute(f"DELETE FROM {table} WHERE unit_id = ANY(%(units)s) AND month = ANY(%(months)s)", params)
-            written += engine.insert_own(cursor, family, table, params, units)
-        for _depth, ids in engine.units_by_depth(units):
+        written += sum(engine.insert_own(cursor, tables, params, units).values())
+        for _depth, internal, leaves in engine.units_by_depth(units):
             for family in engine.FAMILIES:
                 if family.subtree is None:
                     continue
                 own, subtree = family.own._meta.db_table, family.subtree._meta.db_table
-                cursor.execute(f"DELETE FROM {subtree} WHERE unit_id = ANY(%s) AND month = ANY(%s)", [ids, wanted])
-                written += engine.insert_subtree(cursor, family, own, subtree, ids, wanted)
+                # A unit that lost its last child (a re-org) keeps no subtree rows either.
+                cursor.execute(f"DELETE FROM {subtree} WHERE unit_id = ANY(%s) AND month = ANY(%s)",
+                               [internal + leaves, wanted])
+                if internal:
+                    written += engine.insert_subtree(cursor, family, own, subtree, internal, wanted)
     return written
 
 
@@ -143,11 +146,12 @@ def recompute(*, today=None):
         _lock(cursor)
         _work_mem(cursor)
         params = engine.params(first, last, months)
-        shadows = {}
-        for family in engine.FAMILIES:
-            table = family.own._meta.db_table
-            shadows[table] = engine.create_shadow(cursor, table)
-            counts[table] = engine.insert_own(cursor, family, shadows[table], params)
+        shadows = {family.own._meta.db_table: engine.create_shadow(cursor, family.own._meta.db_table)
+                   for family in engine.FAMILIES}
+        built = engine.insert_own(cursor, {f.name: shadows[f.own._meta.db_table] for f in engine.FAMILIES}, params)
+        counts.update({table: built[shadow] for table, shadow in shadows.items()})
+        for table in shadows:
+            engine.index_shadow(cursor, table)  # the subtree statements read own rows by unit
         levels = engine.units_by_depth()
         for family in engine.FAMILIES:
             if family.subtree is None:
@@ -155,8 +159,12 @@ def recompute(*, today=None):
             own, subtree = family.own._meta.db_table, family.subtree._meta.db_table
             shadows[subtree] = engine.create_shadow(cursor, subtree)
             counts[subtree] = sum(
-                engine.insert_subtree(cursor, family, shadows[own], shadows[subtree], ids, months) for _d, ids in levels
+                engine.insert_subtree(cursor, family, shadows[own], shadows[subtree], internal, months)
+                for _depth, internal, _leaves in levels if internal
             )
+        for family in engine.FAMILIES:
+            if family.subtree is not None:
+                engine.index_shadow(cursor, family.subtree._meta.db_table)
         for table in shadows:
             cursor.execute(f"ANALYZE {shadows[table]}")
         for table in shadows:

@@ -48,3 +48,5 @@ def _tree_changed(sender, instance, created=False, raw=False, **kwargs):
         services.tree_changed(_ref_id(detail.get("old_parent")), _ref_id(detail.get("new_parent")))
     elif instance.action == OrgAuditEntry.Action.MERGED:
         services.tree_changed(*detail.get("merged_ids", []))
+    elif instance.action == OrgAuditEntry.Action.CREATED:
+        services.mark_dirty([_ref_id(detail.get("parent"))])  # a leaf with its first child gets subtree rows

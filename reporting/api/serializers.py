@@ -232,3 +232,39 @@ class GroupBreakdownResponse(serializers.Serializer):
     total = Metrics()
     own = Metrics()
     children = RankedUnit(many=True)
+
+
+# --- Rendering ---------------------------------------------------------------------------------
+# The views render plain dicts: instantiating the nested serializers above for every response
+# (they deep-copy their fields) cost more than the report's queries. The serializers describe the
+# same shapes for the OpenAPI schema; tests/reporting/test_api.py checks the two agree.
+
+def render(value):
+    """JSON-ready: Decimals as strings (DRF's style), months as YYYY-MM, dates as ISO, units,
+    products and group customers as the refs above."""
+    import decimal
+
+    from key_accounts.models import Customer, Product
+    from org_hierarchy.models import OrgUnit
+
+    if isinstance(value, dict):
+        return {key: render_month(item) if key in ("month", "month_from", "month_to") else render(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [render(item) for item in value]
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, OrgUnit):
+        return {"id": value.pk, "code": value.code, "name": value.name,
+                "level": {"code": value.level.code, "name": value.level.name}, "parent": value.parent_id}
+    if isinstance(value, Product):
+        return {"id": value.pk, "code": value.code, "name": value.name, "category": value.category}
+    if isinstance(value, Customer):
+        return {"id": value.pk, "name": value.name, "national": value.is_national_key_account, "unit": value.org_unit_id}
+    return value
+
+
+def render_month(value):
+    return f"{value:%Y-%m}" if isinstance(value, datetime.date) else value

@@ -77,7 +77,7 @@ class FiguresView(ReportView):
             self.no_segments(data, PRODUCT_AND_SEGMENTS)
             [body["product"]] = selectors.product_figures(user=request.user, unit=unit, filters=filters,
                                                           product=data["product"])
-        return Response(s.FiguresResponse(body).data)
+        return Response(s.render(body))
 
 
 class TrendView(ReportView):
@@ -96,7 +96,7 @@ class TrendView(ReportView):
             body["product"] = data["product"]
             body["product_months"] = selectors.product_trend(user=request.user, unit=unit, filters=filters,
                                                              product=data["product"], part=part)
-        return Response(s.TrendResponse(body).data)
+        return Response(s.render(body))
 
 
 class RankingView(ReportView):
@@ -111,9 +111,9 @@ class RankingView(ReportView):
             raise ValidationError({"product": [_("Rank by product on the products report.")]})
         ranking = selectors.child_ranking(user=request.user, unit=data["unit"], filters=data["filters"],
                                           metric=data["metric"], descending=data["order"] == "desc")
-        return Response(s.RankingResponse(
+        return Response(s.render(
             {"unit": data["unit"], "period": self.period(data), "metric": data["metric"], **ranking}
-        ).data)
+        ))
 
 
 class ProductsView(ReportView):
@@ -125,7 +125,7 @@ class ProductsView(ReportView):
         self.no_segments(data, PRODUCT_AND_SEGMENTS)
         products = selectors.product_figures(user=request.user, unit=data["unit"], filters=data["filters"],
                                              product=data["product"])
-        return Response(s.ProductsResponse({"unit": data["unit"], "period": self.period(data), "products": products}).data)
+        return Response(s.render({"unit": data["unit"], "period": self.period(data), "products": products}))
 
 
 class GroupsView(ReportView):
@@ -143,6 +143,6 @@ class GroupsView(ReportView):
         unit, period = data["unit"], self.period(data)
         if "group" in data:
             breakdown = selectors.group_breakdown(user=request.user, unit=unit, group_id=data["group"], filters=filters)
-            return Response(s.GroupBreakdownResponse({"unit": unit, "period": period, **breakdown}).data)
+            return Response(s.render({"unit": unit, "period": period, **breakdown}))
         groups = selectors.group_figures(user=request.user, unit=unit, filters=filters)
-        return Response(s.GroupsResponse({"unit": unit, "period": period, "groups": groups}).data)
+        return Response(s.render({"unit": unit, "period": period, "groups": groups}))

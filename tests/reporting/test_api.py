@@ -215,10 +215,10 @@ def test_group_figures_roll_a_national_account_up_across_provinces(in_alpha, rol
 
 @pytest.mark.parametrize("url, params, queries", [
     # Each request: the tenant's domain and two search_path settings, the session and the user.
-    (FIGURES, {}, 8),  # + the unit, own sums, subtree sums
+    (FIGURES, {}, 7),  # + the unit, its own and subtree sums (one query)
     (TREND, {}, 7),  # + the unit, subtree sums by month
-    (RANKING, {}, 10),  # + the unit, its children, their sums, their units, its own sums
-    (FIGURES, {"as_of": "2020-01-01"}, 10),  # + the tree today and its parent periods then
+    (RANKING, {}, 9),  # + the unit, its children, their sums and its own, their units
+    (FIGURES, {"as_of": "2020-01-01"}, 9),  # + the tree today and its parent periods then
     (GROUPS, {}, 9),  # + the unit, its subtree's units, group sums, the group customers
 ])
 def test_report_queries_are_pinned(in_alpha, rolled, people, url, params, queries, django_assert_num_queries):
@@ -229,3 +229,29 @@ def test_report_queries_are_pinned(in_alpha, rolled, people, url, params, querie
     ok(client.get(url, params))  # the scope is cached from here on
     with django_assert_num_queries(queries):
         ok(client.get(url, params))
+
+
+@pytest.mark.parametrize("url, params, shape", [
+    (FIGURES, {"by": "grade", "product": "dl-100m"}, "FiguresResponse"),
+    (TREND, {"product": "dl-100m"}, "TrendResponse"),
+    (RANKING, {}, "RankingResponse"),
+    (PRODUCTS, {}, "ProductsResponse"),
+    (GROUPS, {}, "GroupsResponse"),
+])
+def test_responses_have_the_shape_the_schema_documents(in_alpha, rolled, people, url, params, shape):
+    from reporting.api import serializers
+
+    body = ok(client_for(in_alpha, people.hq).get(url, params))
+    serializer = getattr(serializers, shape)(data=body)
+    assert serializer.is_valid(), serializer.errors
+    assert set(body) == {name for name, field in serializer.fields.items() if field.required or name in body}
+
+    def keys(payload, declared):
+        for name, field in declared.fields.items():
+            child = getattr(field, "child", field)
+            if name in payload and hasattr(child, "fields"):
+                for item in payload[name] if isinstance(payload[name], list) else [payload[name]]:
+                    assert set(item) <= set(child.fields), (name, set(item) - set(child.fields))
+                    keys(item, child)
+
+    keys(body, serializer)

@@ -144,13 +144,19 @@ def test_every_parent_figure_is_its_own_plus_its_childrens_for_every_unit_and_me
                         acc[m] += row[m]
                 return totals
 
-            children = list(OrgUnit.objects.filter(parent=unit).values_list("pk", flat=True))
+            def subtree(pk):  # a leaf keeps no subtree rows: its subtree is its own rows
+                has_children = OrgUnit.objects.filter(parent_id=pk).exists()
+                return rows(family.subtree if has_children else family.own, [pk])
+
             expected = rows(family.own, [unit.pk])
-            for k, values in rows(family.subtree, children).items():
-                acc = expected.setdefault(k, dict.fromkeys(measures, 0))
-                for m in measures:
-                    acc[m] += values[m]
-            assert rows(family.subtree, [unit.pk]) == expected, (family.name, unit.code)
+            for child in OrgUnit.objects.filter(parent=unit).values_list("pk", flat=True):
+                for k, values in subtree(child).items():
+                    acc = expected.setdefault(k, dict.fromkeys(measures, 0))
+                    for m in measures:
+                        acc[m] += values[m]
+            assert subtree(unit.pk) == expected, (family.name, unit.code)
+            if unit.numchild == 0:
+                assert not family.subtree.objects.filter(unit_id=unit.pk).exists()
     assert key  # the checks above cover every metric column of both families
     hq = SubtreeMonth.objects.filter(unit_id=tree.hq.pk, month=this_month())
     assert sum(r.revenue for r in hq) == sum(100 + 10 * i for i in range(6))
