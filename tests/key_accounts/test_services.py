@@ -35,7 +35,7 @@ def test_a_delete_is_kept_in_history(tree, people, archive):
     assert not Customer.objects.filter(pk=customer_id).exists()
     from key_accounts.history import event_model
 
-    labels = list(event_model(Customer).objects.filter(pgh_obj_id=customer_id).values_list("pgh_label", flat=True))
+    labels = list(event_model(Customer).objects.filter(pgh_obj_id=customer_id).order_by("pgh_id").values_list("pgh_label", flat=True))
     assert labels == ["insert", "delete"]
 
 
