@@ -12,7 +12,7 @@ from permissions import services as perm_services
 from reporting import services
 
 from .conftest import this_month
-from tests.support.people import client_for, make_user, member
+from tests.support.people import client_for, make_user
 
 FIGURES = "/api/v1/reports/figures/"
 TREND = "/api/v1/reports/trend/"
