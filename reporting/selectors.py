@@ -103,6 +103,26 @@ def report_root(*, user):
     return unit
 
 
+def report_tops(*, user):
+    """The viewer's top units: the units of their "report.view" scope whose parent is outside it
+    (the roots for whole-tree viewers), in tree order. Where their dashboards start."""
+    scope = report_scope(user)
+    units = OrgUnit.objects.select_related("level").order_by("depth", "path")
+    if scope is None:
+        return list(units.filter(depth=1))
+    return list(units.filter(_among("pk", scope)).filter(Q(parent__isnull=True) | ~_among("parent_id", scope)))
+
+
+def report_path(*, user, unit):
+    """The units from the viewer's top unit down to ``unit`` (both included), for breadcrumbs:
+    ``unit``'s ancestors inside the viewer's scope (a scope is made of whole subtrees, so they
+    form one unbroken chain). Http404 if ``user`` does not cover ``unit``."""
+    scope = _scope_for(user, unit)
+    prefixes = [unit.path[:length] for length in range(OrgUnit.steplen, len(unit.path) + 1, OrgUnit.steplen)]
+    units = OrgUnit.objects.filter(path__in=prefixes).order_by("depth")
+    return [u for u in units if scope is None or u.pk in scope]
+
+
 # --- Sums of stored rows ------------------------------------------------------------------------
 
 SUM_NAMES = STOCK + FLOWS + ("subscription_months", "billed_months")

@@ -22,6 +22,7 @@ urlpatterns = [
     path("org/", include("org_hierarchy.urls")),
     path("access/", include("permissions.urls")),
     path("customers/", include("key_accounts.urls")),
+    path("reports/", include("reporting.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
