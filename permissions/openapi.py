@@ -3,6 +3,7 @@
 switched-off module disappears from the schema as it does from the API."""
 import contextvars
 
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 
 from .selectors import module_enabled
@@ -11,6 +12,7 @@ _schema_request = contextvars.ContextVar("schema_request", default=None)
 
 
 class ScopedSchemaView(SpectacularAPIView):
+    @extend_schema(exclude=True)  # the schema does not describe itself
     def get(self, request, *args, **kwargs):
         # drf-spectacular's preprocessing hooks receive only the endpoints; hand them the request.
         token = _schema_request.set(request)

@@ -108,7 +108,7 @@ class ImportJobListView(ImportAPI, GenericAPIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     filter_backends = []
 
-    @extend_schema(summary="The caller's import jobs, newest first (tenant admins: everyone's)")
+    @extend_schema(summary="The caller's import jobs, newest first (tenant admins: everyone's)", operation_id="v1_imports_list")
     def get(self, request):
         page = self.paginate_queryset(selectors.job_list(user=request.user))
         return self.get_paginated_response(ImportJobSerializer(page, many=True, context={"request": request}).data)

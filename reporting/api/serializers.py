@@ -90,16 +90,16 @@ class GroupQuery(ReportQuery):
 
 # --- Output ----------------------------------------------------------------------------------
 
-class LevelRef(serializers.Serializer):
+class ReportLevel(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
 
 
-class UnitRef(serializers.Serializer):
+class ReportUnit(serializers.Serializer):
     id = serializers.IntegerField()
     code = serializers.CharField()
     name = serializers.CharField()
-    level = LevelRef()
+    level = ReportLevel()
     parent = serializers.IntegerField(source="parent_id", allow_null=True)
 
 
@@ -165,7 +165,7 @@ class BreakdownRow(Metrics):
 
 
 class FiguresResponse(serializers.Serializer):
-    unit = UnitRef()
+    unit = ReportUnit()
     period = Period()
     own = Metrics()
     subtree = Metrics()
@@ -182,7 +182,7 @@ class ProductMonth(ProductMetrics):
 
 
 class TrendResponse(serializers.Serializer):
-    unit = UnitRef()
+    unit = ReportUnit()
     period = Period()
     part = serializers.CharField()
     months = MonthMetrics(many=True)
@@ -191,11 +191,11 @@ class TrendResponse(serializers.Serializer):
 
 
 class RankedUnit(Metrics):
-    unit = UnitRef()
+    unit = ReportUnit()
 
 
 class RankingResponse(serializers.Serializer):
-    unit = UnitRef()
+    unit = ReportUnit()
     period = Period()
     metric = serializers.CharField()
     own = Metrics()
@@ -203,7 +203,7 @@ class RankingResponse(serializers.Serializer):
 
 
 class ProductsResponse(serializers.Serializer):
-    unit = UnitRef()
+    unit = ReportUnit()
     period = Period()
     products = ProductFigures(many=True)
 
@@ -220,13 +220,13 @@ class GroupRow(Metrics):
 
 
 class GroupsResponse(serializers.Serializer):
-    unit = UnitRef()
+    unit = ReportUnit()
     period = Period()
     groups = GroupRow(many=True)
 
 
 class GroupBreakdownResponse(serializers.Serializer):
-    unit = UnitRef()
+    unit = ReportUnit()
     period = Period()
     group = GroupRef()
     total = Metrics()
