@@ -7,8 +7,10 @@ exactly the same statements, the first restricted to some units and months, the 
 unit and the whole window, so both give identical rows. A full recompute builds shadow tables and
 swaps them in (``create_shadow``, ``swap``). Definitions: docs/reporting.md.
 """
+import contextlib
 import datetime
 import re
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -78,17 +80,32 @@ def months_between(first, last):
 
 # --- Own rows -------------------------------------------------------------------------------
 
-def insert_own(cursor, tables, params, units=None):
+class Steps(dict):
+    """Seconds spent per named step (``with steps("own"): ...``), for logs and benchmarks."""
+
+    @contextlib.contextmanager
+    def __call__(self, name):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = round(self.get(name, 0) + time.perf_counter() - started, 3)
+
+
+def insert_own(cursor, tables, params, units=None, steps=None):
     """Own rows of ``units`` (None: every unit) for the months in ``params`` into ``tables``
     (``{family name: table}``: the live tables, or a recompute's shadows). Returns rows per table."""
-    own.prepare(cursor, params, units)
-    counts = {
-        tables[MAIN.name]: own.insert_measures(cursor, tables[MAIN.name], MAIN.dims, params),
-        tables[GROUPS.name]: own.insert_measures(cursor, tables[GROUPS.name], GROUPS.dims, params, groups_only=True),
-        tables[PRODUCTS.name]: own.insert_products(cursor, tables[PRODUCTS.name], params),
-    }
+    steps = steps if steps is not None else Steps()
+    with steps("work_tables"):
+        own.prepare(cursor, params, units)
+    with steps("own_main"):
+        main = own.insert_measures(cursor, tables[MAIN.name], MAIN.dims, params)
+    with steps("own_groups"):
+        groups = own.insert_measures(cursor, tables[GROUPS.name], GROUPS.dims, params, groups_only=True)
+    with steps("own_products"):
+        products = own.insert_products(cursor, tables[PRODUCTS.name], params)
     own.drop(cursor)
-    return counts
+    return {tables[MAIN.name]: main, tables[GROUPS.name]: groups, tables[PRODUCTS.name]: products}
 
 
 # --- Subtree rows ----------------------------------------------------------------------------

@@ -142,34 +142,41 @@ def recompute(*, today=None):
     months = engine.months_between(first, last)
     started = time.perf_counter()
     counts = {}
+    steps = engine.Steps()
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
         _work_mem(cursor)
         params = engine.params(first, last, months)
         shadows = {family.own._meta.db_table: engine.create_shadow(cursor, family.own._meta.db_table)
                    for family in engine.FAMILIES}
-        built = engine.insert_own(cursor, {f.name: shadows[f.own._meta.db_table] for f in engine.FAMILIES}, params)
+        built = engine.insert_own(cursor, {f.name: shadows[f.own._meta.db_table] for f in engine.FAMILIES}, params,
+                                  steps=steps)
         counts.update({table: built[shadow] for table, shadow in shadows.items()})
-        for table in shadows:
-            engine.index_shadow(cursor, table)  # the subtree statements read own rows by unit
+        with steps("index_own"):
+            for table in shadows:
+                engine.index_shadow(cursor, table)  # the subtree statements read own rows by unit
         levels = engine.units_by_depth()
-        for family in engine.FAMILIES:
-            if family.subtree is None:
-                continue
-            own, subtree = family.own._meta.db_table, family.subtree._meta.db_table
-            shadows[subtree] = engine.create_shadow(cursor, subtree)
-            counts[subtree] = sum(
-                engine.insert_subtree(cursor, family, shadows[own], shadows[subtree], internal, months)
-                for _depth, internal, _leaves in levels if internal
-            )
-        for family in engine.FAMILIES:
-            if family.subtree is not None:
-                engine.index_shadow(cursor, family.subtree._meta.db_table)
-        for table in shadows:
-            cursor.execute(f"ANALYZE {shadows[table]}")
-        for table in shadows:
-            engine.swap(cursor, table)
+        with steps("subtree"):
+            for family in engine.FAMILIES:
+                if family.subtree is None:
+                    continue
+                own, subtree = family.own._meta.db_table, family.subtree._meta.db_table
+                shadows[subtree] = engine.create_shadow(cursor, subtree)
+                counts[subtree] = sum(
+                    engine.insert_subtree(cursor, family, shadows[own], shadows[subtree], internal, months)
+                    for _depth, internal, _leaves in levels if internal
+                )
+        with steps("index_subtree"):
+            for family in engine.FAMILIES:
+                if family.subtree is not None:
+                    engine.index_shadow(cursor, family.subtree._meta.db_table)
+        with steps("analyze"):
+            for table in shadows:
+                cursor.execute(f"ANALYZE {shadows[table]}")
+        with steps("swap"):
+            for table in shadows:
+                engine.swap(cursor, table)
     result = {"schema": connection.schema_name, "months": len(months), "rows": counts,
-              "s": round(time.perf_counter() - started, 3)}
+              "s": round(time.perf_counter() - started, 3), "steps": dict(steps)}
     logger.info("roll-ups recomputed", extra={"rollup": result})
     return result
