@@ -161,11 +161,8 @@ def build(*, user, query):
     unit = selectors.report_unit_get(user=user, pk=data["unit"]) if "unit" in data else tops[0]
     filters = data["filters"]
     length = len(filters.months)
-    previous_filters = selectors.Filters(engine.add_months(filters.first, -length), engine.add_months(filters.first, -1),
-                                         grades=filters.grades, industries=filters.industries, as_of=filters.as_of)
-    trend_first = min(filters.first, engine.add_months(filters.last, 1 - TREND_MONTHS))
-    trend_filters = selectors.Filters(trend_first, filters.last, grades=filters.grades,
-                                      industries=filters.industries, as_of=filters.as_of)
+    previous_filters = _months(filters, engine.add_months(filters.first, -length), engine.add_months(filters.first, -1))
+    trend_filters = _months(filters, min(filters.first, engine.add_months(filters.last, 1 - TREND_MONTHS)), filters.last)
     figures = selectors.unit_figures(user=user, unit=unit, filters=filters)["subtree"]
     previous = selectors.unit_figures(user=user, unit=unit, filters=previous_filters)["subtree"]
     scope = resolve_scope(user)
@@ -187,10 +184,18 @@ def build(*, user, query):
         board.product = data["product"]
         [now] = selectors.product_figures(user=user, unit=unit, filters=filters, product=board.product)
         [before] = selectors.product_figures(user=user, unit=unit, filters=previous_filters, product=board.product)
-        board.product_tiles = [Tile(name, label, kind, _shown(kind, now["subtree"][name]), _shown(kind, before["subtree"][name]))
-                               for name, label, kind in PRODUCT_TILES]
-        board.product_trend = selectors.product_trend(user=user, unit=unit, filters=trend_filters, product=board.product)
+        board.product_tiles = [
+            Tile(name, label, kind, _shown(kind, now["subtree"][name]), _shown(kind, before["subtree"][name]))
+            for name, label, kind in PRODUCT_TILES
+        ]
+        board.product_trend = selectors.product_trend(user=user, unit=unit, filters=trend_filters,
+                                                      product=board.product)
     return board
+
+
+def _months(filters, first, last):
+    """``filters`` over other months."""
+    return selectors.Filters(first, last, grades=filters.grades, industries=filters.industries, as_of=filters.as_of)
 
 
 def _shown(kind, value):

@@ -13,7 +13,7 @@ from permissions import services as perm_services
 from reporting import selectors, services
 
 from .conftest import this_month
-from tests.support.people import client_for, make_user, member
+from tests.support.people import client_for, make_user
 
 DASHBOARD = "/reports/"
 EXPORT = "/reports/export/"
