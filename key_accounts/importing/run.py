@@ -229,6 +229,8 @@ def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=Non
                 history.attach(cursor)
                 cursor.execute(f"SET LOCAL client_connection_check_interval = {CONNECTION_CHECK_MS}")
                 cursor.execute("SET LOCAL work_mem = '64MB'")
+                # Compiling the statements (the grouping of a whole file's keys) costs more than it saves.
+                cursor.execute("SET LOCAL jit = off")
                 try:
                     table = open_table(path, name, spec)
                 except FileProblem as problem:
@@ -245,6 +247,8 @@ def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=Non
                                               now=timezone.now())
                     stage.create()
                     stage.prefer_index_lookups()
+                    if commit:
+                        stage.bulk_gin()
                     database = _Database(stage, spec, actor, scope, commit, timings)
                     try:
                         t0 = mark()
@@ -281,6 +285,9 @@ def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=Non
                 if errors.count or not commit:
                     transaction.set_rollback(True)
                 else:
+                    t0 = mark()
+                    stage.clean_gin()
+                    lap("gin", t0)
                     stage.drop()
                     outcome.committed = True
                 t0 = mark()

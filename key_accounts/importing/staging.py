@@ -35,6 +35,8 @@ MATCHED = "_kam_import_matched"
 KEYS = "_kam_import_keys"
 TABLES = f"{ROWS}, {MATCHED}, {KEYS}"
 UNIQUE = ("external_id", "credit_code")
+GIN_PENDING_KB = 65536
+GIN_CLEAN_MEM = "64MB"
 
 
 def _column(name):
@@ -70,6 +72,8 @@ class Staging:
         self.cursor.execute(f"CREATE TEMP TABLE {ROWS} (line integer NOT NULL, {columns}{phones}) ON COMMIT DROP")
         keys = "".join(f', "{_column(name)}" text' for name in self.unique)
         self.cursor.execute(f"CREATE TEMP TABLE {KEYS} (line integer NOT NULL{keys}) ON COMMIT DROP")
+        self.cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [self.customer])
+        self.sequence = self.cursor.fetchone()[0]
 
     def prefer_index_lookups(self, on=True):
         """A chunk is a few thousand rows against an archive of up to millions (whose
@@ -78,6 +82,32 @@ class Staging:
         value = "off" if on else "on"
         self.cursor.execute(f"SET LOCAL enable_hashjoin = {value}")
         self.cursor.execute(f"SET LOCAL enable_mergejoin = {value}")
+
+    def gin_indexes(self):
+        """The customer table's GIN indexes (the name's trigram index) that this role may clean."""
+        self.cursor.execute(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = %s::regclass AND a.amname = 'gin' "
+            "AND pg_has_role(c.relowner, 'USAGE')",
+            [self.customer],
+        )
+        return [name for (name,) in self.cursor.fetchall()]
+
+    def bulk_gin(self):
+        """Let new GIN entries (trigrams of names) gather in the index's pending list for the
+        whole import instead of 4 MB at a time; ``clean_gin`` then merges them in one sorted
+        pass before the commit. Entries in the pending list are found by searches too, so the
+        index is consistent all along; only for indexes this role owns (it must clean them)."""
+        self.gin = self.gin_indexes()
+        if self.gin:
+            self.cursor.execute(f"SET LOCAL gin_pending_list_limit = {GIN_PENDING_KB}")
+
+    def clean_gin(self):
+        if getattr(self, "gin", None):
+            self.cursor.execute(f"SET LOCAL maintenance_work_mem = '{GIN_CLEAN_MEM}'")
+            for name in self.gin:
+                self.cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [name])
+            self.cursor.execute("RESET gin_pending_list_limit")
 
     def drop(self):
         """Drop the tables now (a committed import inside a longer transaction, e.g. a test)."""
@@ -225,30 +255,38 @@ class Staging:
                 defaults[model_field.column] = model_field.get_db_prep_save(model_field.get_default(), connection)
         cols = [f'"{col}"' for col in self.columns]
         insert_cols = cols + [f'"{col}"' for col in defaults]
-        self.cursor.execute(
-            f"INSERT INTO {self.customer} ({', '.join(insert_cols)}) "
-            f"SELECT {', '.join('m.' + c for c in cols)}{''.join(', %s' for _ in defaults)} "
-            f"FROM {MATCHED} m WHERE m.customer_id IS NULL ORDER BY m.line",
-            list(defaults.values()),
-        )
-        created = self.cursor.rowcount
-        lap("insert")
-        if self.with_phones and created:
-            key = f'"{_column(self.key)}"'
+        values = f"{', '.join('m.' + c for c in cols)}{''.join(', %s' for _ in defaults)}"
+        if self.with_phones:
+            # New customers get their ids here (in file order), so their phone rows are written
+            # from the same staged rows in the same statement: no second look-up by key.
             self.cursor.execute(
-                f"INSERT INTO {self.phone_table} (customer_id, contact_id, digits, reversed_digits) "
-                f"SELECT c.id, NULL, d.digits, reverse(d.digits) FROM {MATCHED} m JOIN {self.customer} c ON c.{key} = m.{key} "
-                f"CROSS JOIN LATERAL unnest(m.phone_digits) AS d(digits) WHERE m.customer_id IS NULL"
+                f"WITH m AS MATERIALIZED (SELECT nextval(%s::regclass) AS id, r.* FROM "
+                f"(SELECT * FROM {MATCHED} WHERE customer_id IS NULL ORDER BY line) r), "
+                f"written AS (INSERT INTO {self.customer} (id, {', '.join(insert_cols)}) SELECT m.id, {values} FROM m RETURNING 1), "
+                f"phones AS (INSERT INTO {self.phone_table} (customer_id, contact_id, digits, reversed_digits) "
+                f"SELECT m.id, NULL, d.digits, reverse(d.digits) FROM m CROSS JOIN LATERAL unnest(m.phone_digits) AS d(digits)) "
+                f"SELECT count(*) FROM written",
+                [self.sequence, *defaults.values()],
             )
-            lap("phones")
-        self.cursor.execute(
-            f"UPDATE {self.customer} c SET {', '.join(f'{c} = m.{c}' for c in cols)}, updated_at = %s "
-            f"FROM {MATCHED} m WHERE c.id = m.customer_id AND {self._differs()}",
-            [self.now],
-        )
-        updated = self.cursor.rowcount
+            created = self.cursor.fetchone()[0]
+        else:
+            self.cursor.execute(
+                f"INSERT INTO {self.customer} ({', '.join(insert_cols)}) "
+                f"SELECT {values} FROM {MATCHED} m WHERE m.customer_id IS NULL ORDER BY m.line",
+                list(defaults.values()),
+            )
+            created = self.cursor.rowcount
+        lap("insert")
         self.cursor.execute(f"SELECT count(customer_id) FROM {MATCHED}")
         existing = self.cursor.fetchone()[0]
+        updated = 0
+        if existing:
+            self.cursor.execute(
+                f"UPDATE {self.customer} c SET {', '.join(f'{c} = m.{c}' for c in cols)}, updated_at = %s "
+                f"FROM {MATCHED} m WHERE c.id = m.customer_id AND {self._differs()}",
+                [self.now],
+            )
+            updated = self.cursor.rowcount
         lap("update")
         if self.with_phones:
             self._reindex_phones()
