@@ -49,6 +49,7 @@ LABELS = {
 # the ranking only.
 FILTER_PARAMS = ("month_from", "month_to", "grade", "industry", "product", "as_of")
 TREND_MONTHS = 12
+RISING_IS_WORSE = {"lost_customers", "churned", "abnormal", "arrears"}
 
 PRODUCT_AND_SEGMENTS = _("Product figures are kept per unit and month: they cannot be combined with grade or industry.")
 
@@ -76,6 +77,15 @@ class Tile:
         if self.value is None or self.previous is None:
             return None
         return self.value - self.previous
+
+    @property
+    def tone(self):
+        """Green for a change for the better, red for the worse (more churn or arrears is worse)."""
+        change = self.change
+        if not change:
+            return "text-muted"
+        better = change < 0 if self.name in RISING_IS_WORSE else change > 0
+        return "text-success" if better else "text-danger"
 
     @property
     def change_percent(self):
