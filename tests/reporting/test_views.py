@@ -130,15 +130,23 @@ def test_a_childs_row_equals_its_own_dashboard_at_every_step(in_alpha, rolled, p
                 assert tile(child, name) == value, (parent.code, child_id, name)
 
 
-def test_the_customer_list_total_equals_the_customers_tile(in_alpha, rolled, people, tree, archive):
-    client = client_for(in_alpha, people.province)
-    for unit in (tree.p1, tree.c11, tree.c12):
+@pytest.mark.parametrize("who, units", [
+    ("province", ["p1", "c11", "c12"]),
+    # P2 owns the group, whose members are served by C11 (another province) and C21: each counts
+    # where it is served, in the figures and in the list alike.
+    ("hq", ["hq", "p1", "p2", "c11", "c21"]),
+])
+def test_the_customer_list_total_equals_the_customers_tile(in_alpha, rolled, people, tree, archive, who, units):
+    client = client_for(in_alpha, getattr(people, who))
+    for unit in [getattr(tree, name) for name in units]:
         html = page(client, {"unit": unit.pk})
         links = re.findall(r'data-testid="tile-customers".*?href="([^"]+)" data-testid="customer-list-link"', html, re.S)
         assert links, unit.code
         listing = client.get(links[0].replace("&amp;", "&")).content.decode()
         total = re.search(r'data-testid="customer-count">(\d+) customer', listing).group(1)
         assert total == tile(html, "customers"), unit.code
+    if who != "province":
+        return
     # Each status figure links to the list narrowed to that status.
     html = page(client, {"unit": tree.p1.pk})
     churned = re.search(r'data-testid="tile-churned" data-value="(\d+)">.*?href="([^"]+)"', html, re.S)
@@ -149,6 +157,18 @@ def test_the_customer_list_total_equals_the_customers_tile(in_alpha, rolled, peo
 
 def test_no_customer_list_link_for_past_months(in_alpha, rolled, people):
     html = page(client_for(in_alpha, people.province), {"month_to": month_param(-1)})
+    assert 'data-testid="customer-list-link"' not in html
+
+
+def test_no_customer_list_link_without_customer_view_or_with_an_as_of_tree(in_alpha, rolled, people, tree):
+    from permissions.models import Membership, Role
+
+    role = Role.objects.create(code="report-reader", name="Report reader", permissions=["report.view"])
+    reader = make_user("reader")
+    Membership.objects.create(user=reader, unit=tree.p1, role=role)
+    html = page(client_for(in_alpha, reader))
+    assert tile(html, "customers") == "3" and 'data-testid="customer-list-link"' not in html
+    html = page(client_for(in_alpha, people.province), {"as_of": "2020-01-01"})
     assert 'data-testid="customer-list-link"' not in html
 
 
