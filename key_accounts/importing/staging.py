@@ -107,7 +107,7 @@ class Staging:
             self.cursor.execute(f"SET LOCAL maintenance_work_mem = '{GIN_CLEAN_MEM}'")
             for name in self.gin:
                 self.cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [name])
-            self.cursor.execute("RESET gin_pending_list_limit")
+            self.cursor.execute("SET LOCAL gin_pending_list_limit TO DEFAULT")
 
     def drop(self):
         """Drop the tables now (a committed import inside a longer transaction, e.g. a test)."""
