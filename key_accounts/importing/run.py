@@ -130,7 +130,8 @@ def _chunks(rows, size):
 
 
 def _check_chunk(chunk, reader, errors):
-    """The chunk's good rows (line first) for staging; the bad ones' errors go to ``errors``."""
+    """The chunk's good rows as COPY text for staging (formatted here, off the writing thread,
+    which only sends it); the bad ones' errors go to ``errors``."""
     good = []
     read = reader.read
     for line, cells in chunk:
@@ -140,7 +141,7 @@ def _check_chunk(chunk, reader, errors):
         else:
             values.insert(0, line)
             good.append(values)
-    return good
+    return set_based.Staging.payload(good)
 
 
 class _Database:
@@ -159,11 +160,11 @@ class _Database:
         self.pending = None
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kam-import")
 
-    def submit(self, good, invalid_rows_so_far):
+    def submit(self, payload, invalid_rows_so_far):
         self.wait()
         if invalid_rows_so_far or self.findings:
             self.writing = False
-        self.pending = self.pool.submit(self._chunk, good, self.writing)
+        self.pending = self.pool.submit(self._chunk, payload, self.writing)
 
     def wait(self):
         """Wait for the chunk that is out; its exception, if any, is raised here."""
@@ -174,12 +175,20 @@ class _Database:
     def close(self):
         self.pool.shutdown(wait=True)
 
-    def _chunk(self, good, write):
+    def _chunk(self, payload, write):
         started = time.perf_counter()
-        stage, scope, spec = self.stage, self.scope, self.spec
-        stage.load(good)
+        stage, scope, spec, timings = self.stage, self.scope, self.spec, self.timings
+
+        def lap(label, since):
+            now = time.perf_counter()
+            timings[label] = round(timings.get(label, 0) + now - since, 3)
+            return now
+
+        stage.load(payload)
+        t0 = lap("stage", started)
         repeats = stage.repeats_inside()
         stage.match()
+        t0 = lap("match", t0)
         found = [("conflict", line, field_name) for line, field_name in stage.conflicts()]
         if not self.actor.is_superuser:
             if not scope.covers_every_unit("customer.change"):
@@ -187,14 +196,16 @@ class _Database:
             if not scope.covers_every_unit("customer.assign"):
                 found += [("moved", line, "org_unit") for line in stage.moved_outside(scope.units("customer.assign"))]
         if write and not found and not repeats and not stage.touched():
-            counts = stage.write(self.timings)
+            lap("checks", t0)
+            counts = stage.write(timings)
         else:
             # Nothing more is written: the transaction will be rolled back; counts as checked.
             self.writing = False
             counts = stage.counts()
+            lap("checks", t0)
         self.counts = [a + b for a, b in zip(self.counts, counts)]
         self.findings += found
-        self.timings["database"] = round(self.timings.get("database", 0) + time.perf_counter() - started, 3)
+        lap("database", started)
 
 
 def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=None, errors=None):
@@ -254,9 +265,9 @@ def run_import(*, actor, path, name, raw_spec, commit, job_id=None, progress=Non
                         t0 = mark()
                         for chunk in _chunks(table.rows, CHUNK):
                             t0 = lap("read", t0)
-                            good = _check_chunk(chunk, reader, errors)
+                            payload = _check_chunk(chunk, reader, errors)
                             t0 = lap("check", t0)
-                            database.submit(good, invalid_rows_so_far=errors.count > 0)
+                            database.submit(payload, invalid_rows_so_far=errors.count > 0)
                             t0 = lap("waiting", t0)
                             if progress:
                                 progress.rows(outcome.rows)  # rows the database has finished

@@ -115,14 +115,19 @@ class Staging:
 
     # --- One chunk ----------------------------------------------------------------------------
 
-    def load(self, rows):
-        """Replace the staged chunk with ``rows`` (line first, then the values in ``fields``
-        order, then the phone digits as an array literal); keep its unique values."""
+    @staticmethod
+    def payload(rows):
+        """The COPY text of ``rows`` (line first, then the values in ``fields`` order, then the
+        phone digits as an array literal), made by the reading side (see run.py)."""
         buffer = io.StringIO()
         csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows(rows)
+        return buffer.getvalue()
+
+    def load(self, payload):
+        """Replace the staged chunk with the rows of ``payload``; keep its unique values."""
         self.cursor.execute(f"TRUNCATE {ROWS}")
         with self.cursor.copy(self.copy_sql) as copy:
-            copy.write(buffer.getvalue())
+            copy.write(payload)
         if self.unique:
             cols = ", ".join(f'"{_column(name)}"' for name in self.unique)
             self.cursor.execute(f"INSERT INTO {KEYS} (line, {cols}) SELECT line, {cols} FROM {ROWS}")
