@@ -173,16 +173,22 @@ def build(*, user, query):
     length = len(filters.months)
     previous_filters = _months(filters, engine.add_months(filters.first, -length), engine.add_months(filters.first, -1))
     trend_filters = _months(filters, min(filters.first, engine.add_months(filters.last, 1 - TREND_MONTHS)), filters.last)
-    figures = selectors.unit_figures(user=user, unit=unit, filters=filters)["subtree"]
-    previous = selectors.unit_figures(user=user, unit=unit, filters=previous_filters)["subtree"]
+    trend = selectors.unit_trend(user=user, unit=unit, filters=trend_filters)
+    if length == 1:
+        # A month's figures are its row of the trend (the same sums of the same stored rows),
+        # and the trend holds the month before too: two reads fewer for the usual view.
+        figures, previous = _month_of(trend[-1]), _month_of(trend[-2])
+    else:
+        figures = selectors.unit_figures(user=user, unit=unit, filters=filters)["subtree"]
+        previous = selectors.unit_figures(user=user, unit=unit, filters=previous_filters)["subtree"]
     scope = resolve_scope(user)
     board = Dashboard(
         unit=unit, filters=filters, previous_filters=previous_filters, trend_filters=trend_filters, params=params,
         metric=data["metric"], order=data["order"], figures=figures, previous=previous, tiles=[],
-        trend=selectors.unit_trend(user=user, unit=unit, filters=trend_filters),
+        trend=trend,
         ranking=selectors.child_ranking(user=user, unit=unit, filters=filters, metric=data["metric"],
                                         descending=data["order"] == "desc"),
-        path=selectors.report_path(user=user, unit=unit), tops=tops,
+        path=[unit] if unit in tops else selectors.report_path(user=user, unit=unit), tops=tops,
         lists_match=_lists_match(user, scope, unit, filters),
         may_export=scope.allows("report.export", unit.pk),
     )
@@ -201,6 +207,10 @@ def build(*, user, query):
         board.product_trend = selectors.product_trend(user=user, unit=unit, filters=trend_filters,
                                                       product=board.product)
     return board
+
+
+def _month_of(row):
+    return {name: value for name, value in row.items() if name != "month"}
 
 
 def _months(filters, first, last):

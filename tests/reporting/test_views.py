@@ -231,22 +231,23 @@ def test_the_export_holds_the_tiles_trend_and_ranking_shown(in_alpha, rolled, pe
 
 # --- Cost ----------------------------------------------------------------------------------------
 
-def dashboard_queries(client):
+def dashboard_queries(client, params=None):
     """The SQL of one dashboard request (the log cleared first: a full log would capture nothing)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     connection.queries_log.clear()
     with CaptureQueriesContext(connection) as captured:
-        html = page(client)
+        html = page(client, params)
     return html, [query["sql"] for query in captured.captured_queries]
 
 
-# The dashboard's own reads: the products of the filter form; the viewer's top units; the tiles'
-# figures and those of the period before (one query each); the trend; the children, their sums
-# (one query for all) and their units; the breadcrumbs. The rest (session, user, tenant) is the
-# middleware's, the same for every page.
-OWN_READS = 9
+# The dashboard's own reads for a month: the products of the filter form; the viewer's top units;
+# the trend (the month's figures and the month before are two of its rows); the children, their
+# sums (one query for all) and their units. A unit below the top adds two reads (the unit and its
+# breadcrumbs), a longer period two (its figures and those of the period before). The rest (session, user,
+# tenant) is the middleware's, the same for every page.
+OWN_READS = 6
 
 
 def own_reads(queries):
@@ -272,3 +273,6 @@ def test_the_dashboard_query_count_does_not_grow_with_child_units(in_alpha, roll
     assert len(ranking(html)) == 7
     assert len(after) == len(before), after
     assert len(own_reads(after)) == OWN_READS
+    assert len(own_reads(dashboard_queries(client, {"unit": tree.p1.pk})[1])) == OWN_READS + 2
+    period = {"month_from": month_param(-2), "month_to": month_param()}
+    assert len(own_reads(dashboard_queries(client, period)[1])) == OWN_READS + 2
