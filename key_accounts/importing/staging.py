@@ -55,6 +55,7 @@ class Staging:
         self.columns = [_column(name) for name in fields]
         self.key = key
         self.with_phones = with_phones
+        self.gin = []  # GIN indexes filled in bulk (bulk_gin)
         self.unique = [name for name in UNIQUE if name in fields]
         self.customer = Customer._meta.db_table
         self.phone_table = PhoneNumber._meta.db_table
@@ -94,16 +95,18 @@ class Staging:
         return [name for (name,) in self.cursor.fetchall()]
 
     def bulk_gin(self):
-        """Let new GIN entries (trigrams of names) gather in the index's pending list for the
-        whole import instead of 4 MB at a time; ``clean_gin`` then merges them in one sorted
-        pass before the commit. Entries in the pending list are found by searches too, so the
-        index is consistent all along; only for indexes this role owns (it must clean them)."""
+        """Let new GIN entries (trigrams of names) gather in the index's pending list 64 MB at
+        a time instead of 4 MB, merged into the index in bigger sorted batches; ``clean_gin``
+        merges the last batch before the commit, so no later writer or search meets it.
+        Entries in the pending list are found by searches too, so the index is consistent all
+        along. Bounded, because a concurrent writer may find the list over its own limit and
+        merge it. Only for indexes this role owns (it must clean them)."""
         self.gin = self.gin_indexes()
         if self.gin:
             self.cursor.execute(f"SET LOCAL gin_pending_list_limit = {GIN_PENDING_KB}")
 
     def clean_gin(self):
-        if getattr(self, "gin", None):
+        if self.gin:
             self.cursor.execute(f"SET LOCAL maintenance_work_mem = '{GIN_CLEAN_MEM}'")
             for name in self.gin:
                 self.cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [name])
