@@ -1,6 +1,6 @@
-/* The dashboard's monthly trend charts (Chart.js, served from node_modules). Data comes from
-   the json_script element named by each canvas's data-chart-source, the kind of chart from its
-   data-chart and the dataset labels from its data-label-* attributes: no inline script. */
+/* Monthly charts of the dashboards and the customer 360 page (Chart.js, served from node_modules).
+   Data comes from the json_script element named by each canvas's data-chart-source, the kind of
+   chart from its data-chart and the dataset labels from its data-label-* attributes: no inline script. */
 (function () {
   "use strict";
 
@@ -80,4 +80,5 @@
   } else {
     drawAll();
   }
+  document.addEventListener("htmx:afterSwap", drawAll);  // parts of a page reloaded by htmx
 })();
