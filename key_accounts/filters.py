@@ -13,11 +13,13 @@ import re
 
 import django_filters
 from django.contrib.postgres.search import TrigramSimilarity
-from django.db.models import Case, Exists, IntegerField, Q, Value, When
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Case, Exists, F, IntegerField, Q, Value, When
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from org_hierarchy.models import OrgUnit
+from permissions.selectors import AnyOf
 
 from . import phones
 from .models import Customer, Grade, Industry, PhoneNumber
@@ -73,6 +75,13 @@ def phone_customers(value):
     """Ids (a subquery) of the customers with a phone ending in ``value``'s digits."""
     key = phones.search_key(value)
     return PhoneNumber.objects.filter(reversed_digits__startswith=key).values("customer_id") if key else None
+
+
+def _among_ids(ids):
+    """``id = ANY(ARRAY(ids))``: the matching ids are read first (an InitPlan) and the customers
+    fetched by primary key. ``id IN (ids)`` lets PostgreSQL walk the whole table newest first
+    instead when it expects many matches and there are few (one phone number: seconds at 1M)."""
+    return Q(AnyOf(F("pk"), ArraySubquery(ids)))
 
 
 def looks_like_phone(value):
@@ -136,6 +145,10 @@ class CustomerFilter(django_filters.FilterSet):
             return queryset.order_by("-search_rank", "-id")
         return queryset.order_by("-id")  # newest first
 
+    def narrows(self):
+        """Does any parameter narrow the list (ordering does not)?"""
+        return any(value not in (None, "", [], ()) for name, value in self.form.cleaned_data.items() if name != "ordering")
+
     def _search_text(self):
         data = self.form.cleaned_data
         for name in ("q", "name"):
@@ -156,7 +169,7 @@ class CustomerFilter(django_filters.FilterSet):
         matching = phone_customers(value)
         if matching is None:
             return queryset.none() if value.strip() else queryset
-        return queryset.filter(pk__in=matching)
+        return queryset.filter(_among_ids(matching))
 
     def filter_q(self, queryset, name, value):
         value = value.strip()
@@ -167,7 +180,7 @@ class CustomerFilter(django_filters.FilterSet):
         codes = Q(external_id=value) | Q(credit_code=value.upper())
         if looks_like_phone(value):
             # A number: its phones by suffix, or a code typed in digits.
-            return queryset.filter(pk__in=Customer.objects.filter(codes).values("pk").union(phone_customers(value), all=True))
+            return queryset.filter(_among_ids(Customer.objects.filter(codes).values("pk").union(phone_customers(value), all=True)))
         if len(value) < FUZZY_MIN_CHARS:
             # No trigram index to use: one pass that can stop at the first page, newest first.
             return queryset.filter(Q(name__icontains=value) | codes)

@@ -14,7 +14,7 @@ class PermissionsConfig(AppConfig):
     def ready(self):
         from org_hierarchy.models import OrgLevel, OrgUnit
 
-        from . import registry
+        from . import registry, scope
         from .models import Membership, ModuleToggle, OrgUnitUserObjectPermission, Role
 
         registry.register(OrgUnit, resource="org_unit", unit_field="pk", grant_model=OrgUnitUserObjectPermission,
@@ -27,3 +27,4 @@ class PermissionsConfig(AppConfig):
         for model in (OrgUnit, OrgLevel, Membership, Role, ModuleToggle, OrgUnitUserObjectPermission):
             post_save.connect(_invalidate, sender=model, dispatch_uid=f"scope-save-{model._meta.label}")
             post_delete.connect(_invalidate, sender=model, dispatch_uid=f"scope-delete-{model._meta.label}")
+        scope.connect_request_memo()  # a tenant's scope generation is read once per request

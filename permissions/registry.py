@@ -75,7 +75,18 @@ def register(model, *, resource, unit_field, grant_model=None, grant_actions=Non
     actions = GRANT_CODENAMES if grant_actions is None else {a: GRANT_CODENAMES[a] for a in grant_actions}
     codenames = {action: pattern.format(model=name) for action, pattern in actions.items()}
     _registry[model] = Registration(model, resource, unit_field, grant_model, codenames, group_field, group_flag)
+    if grant_model is not None:  # grants are cached with the scopes: any write to one makes them stale
+        from django.db.models.signals import post_delete, post_save
+
+        for signal in (post_save, post_delete):
+            signal.connect(_grant_written, sender=grant_model, dispatch_uid=f"grant-{signal is post_save}-{grant_model._meta.label}")
     return _registry[model]
+
+
+def _grant_written(**kwargs):
+    from .scope import invalidate_scopes
+
+    invalidate_scopes()
 
 
 def get(model_or_obj):

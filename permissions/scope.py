@@ -6,8 +6,9 @@ subtree are still part of it (their history stays visible to whoever holds the p
 
 Resolution costs three queries (memberships with their roles and units; the units under the
 distinct membership roots, one ``path LIKE 'P%'`` per root after dropping nested roots, plus
-the top units; the module toggles of the user's levels) and is cached in Redis per tenant and user. Cache keys
-carry a per-tenant generation: ``invalidate_scopes()`` bumps it, so every cached scope of the
+the top units; the module toggles of the user's levels) and is cached in Redis per tenant and user, and so are the user's direct object grants
+(``resolve_grants``, one query per model when missing). Cache keys carry a per-tenant
+generation: ``invalidate_scopes()`` bumps it, so every cached scope and grant set of the
 tenant goes stale at once after any membership, tree, role, grant or module change.
 """
 import logging
@@ -74,6 +75,10 @@ def _pending():
 
 
 def _bump(schema):
+    memo = getattr(connection, "_kam_generations", None)
+    if memo:
+        memo.clear()
+
     def bump():
         # A missing counter starts from the clock, so it never reuses an old generation.
         cache.add(GENERATION_KEY, int(time.time() * 1000), timeout=None)
@@ -115,11 +120,35 @@ def invalidate_scopes():
 
 
 def _generation():
+    # Within a request the tenant's generation is read once (every permission check of the
+    # request then costs no round trip); this connection's own invalidations clear it.
+    memo = getattr(connection, "_kam_generations", None)
+    if memo is not None and connection.schema_name in memo:
+        return memo[connection.schema_name]
     gen = cache.get(GENERATION_KEY)
     if gen is None:
         cache.add(GENERATION_KEY, int(time.time() * 1000), timeout=None)
         gen = cache.get(GENERATION_KEY)
+    if memo is not None:
+        memo[connection.schema_name] = gen
     return gen
+
+
+def request_started(**kwargs):
+    connection._kam_generations = {}
+
+
+def request_finished(**kwargs):
+    connection._kam_generations = None
+
+
+def connect_request_memo():
+    """Called from PermissionsConfig.ready: generations are remembered for one request only
+    (outside requests, in workers and shells, every check reads the current one)."""
+    from django.core import signals
+
+    signals.request_started.connect(request_started, dispatch_uid="perm-scope-request-started")
+    signals.request_finished.connect(request_finished, dispatch_uid="perm-scope-request-finished")
 
 
 # --- Resolution ----------------------------------------------------------------------
@@ -142,6 +171,42 @@ def resolve_scope(user):
         cache.set(key, scope, timeout=SCOPE_TTL)
     user._kam_scope = ((connection.schema_name, gen), scope)
     return scope
+
+
+def resolve_grants(user, reg):
+    """``{permission codename: frozenset of object ids}``: ``user``'s direct grants on
+    ``reg.model`` in the current tenant, cached beside the scope under the same generation (so
+    the same bump makes both stale: grant services and grant model signals call
+    ``invalidate_scopes``)."""
+    if reg.grant_model is None or user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return {}
+    if connection.schema_name in _pending():
+        return _compute_grants(user, reg)
+
+    gen = _generation()
+    label = reg.model._meta.label_lower
+    memo = getattr(user, "_kam_grants", None)
+    if memo is None or memo[0] != (connection.schema_name, gen):
+        memo = user._kam_grants = ((connection.schema_name, gen), {})
+    if label in memo[1]:
+        return memo[1][label]
+    key = f"perm:grants:{gen}:{user.pk}:{label}"
+    grants = cache.get(key)
+    if grants is None:
+        grants = _compute_grants(user, reg)
+        cache.set(key, grants, timeout=SCOPE_TTL)
+    memo[1][label] = grants
+    return grants
+
+
+def _compute_grants(user, reg):
+    rows = reg.grant_model.objects.filter(
+        user_id=user.pk, permission__content_type__app_label=reg.model._meta.app_label,
+    ).values_list("permission__codename", "content_object_id")
+    grants = {}
+    for codename, object_id in rows:
+        grants.setdefault(codename, set()).add(object_id)
+    return {codename: frozenset(ids) for codename, ids in grants.items()}
 
 
 def prune_nested(paths):

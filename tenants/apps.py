@@ -7,6 +7,7 @@ class TenantsConfig(AppConfig):
     verbose_name = _("Tenants")
 
     def ready(self):
-        from . import deletion
+        from . import deletion, middleware
 
         deletion.install()  # the delete collector stays inside the current schema's tables
+        middleware.connect_invalidation()  # writes to tenants and domains drop their cached hosts

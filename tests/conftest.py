@@ -86,6 +86,27 @@ def _public_schema_after_test():
     yield
     if connection.connection is not None:
         connection.set_schema_to_public()
+    # A tenant or domain a test changed (and rolled back) may still be in the host cache.
+    if _hosts_written:
+        from tenants.middleware import forget_hosts
+
+        forget_hosts([info.host for info in django_db_setup_tenants.values()] + ["localhost"])
+        _hosts_written.clear()
+
+
+_hosts_written = []
+
+
+def _host_written(**kwargs):
+    _hosts_written.append(True)
+
+
+def pytest_configure(config):
+    from django.db.models.signals import post_delete, post_save
+
+    for signal in (post_save, post_delete):
+        for sender in ("tenants.Tenant", "tenants.Domain"):
+            signal.connect(_host_written, sender=sender, dispatch_uid=f"test-hosts-{signal is post_save}-{sender}")
 
 
 # --- Inside alpha's schema (org tree and permission tests; each package defines its ``tree``) ---

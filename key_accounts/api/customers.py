@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from kam.api.pagination import PagePagination
 from key_accounts import phones, selectors, services
-from key_accounts.filters import RANK_LIMIT, CustomerFilter, without_ranking
+from key_accounts.filters import CustomerFilter
 from key_accounts.models import Customer, GradingRule, Product
 from org_hierarchy.api.views import parsed, unit_ref
 from permissions.api_permissions import ScopedPermission
@@ -33,21 +33,24 @@ from . import serializers as s
 
 
 class CustomerPaginator(Paginator):
-    """Counts through selectors.customer_count (large totals cached a moment), and lists a
-    search with more than RANK_LIMIT matches newest first instead of ranking every match."""
+    """Counts and pages through selectors.CustomerPages: large totals cached a moment, a search
+    with more than RANK_LIMIT matches newest first instead of ranking every match, a search's
+    matches found once for its total and its page."""
+
+    @cached_property
+    def pages(self):
+        return selectors.CustomerPages(self.object_list, fields=s.LIST_VALUES)
 
     @cached_property
     def count(self):
-        return selectors.customer_count(self.object_list)
+        return self.pages.count
 
     def page(self, number):
         number = self.validate_number(number)
-        if self.count > RANK_LIMIT:
-            self.object_list = without_ranking(self.object_list)
         # A full page even when a cached total lags behind the rows (Paginator would cut the
         # last page at the total).
         bottom = (number - 1) * self.per_page
-        return self._get_page(self.object_list[bottom:bottom + self.per_page], number, self)
+        return self._get_page(self.pages.rows(bottom, bottom + self.per_page), number, self)
 
 
 class CustomerPagination(PagePagination):
@@ -112,7 +115,8 @@ class CustomerViewSet(viewsets.GenericViewSet):
         """Customers the caller may view, filtered and searched (``q``: name, code or phone),
         50 a page with the total; best matches first when searching, else newest first."""
         customers = selectors.customer_list(user=request.user, params=request.query_params)
-        return self._paginated(customers, s.CustomerListSerializer)
+        page = self.paginate_queryset(customers)  # dicts of LIST_VALUES (CustomerPaginator)
+        return self.get_paginated_response(s.customer_list_rows(page))
 
     @extend_schema(responses=s.CustomerSerializer)
     def retrieve(self, request, pk=None):

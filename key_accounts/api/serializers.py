@@ -49,6 +49,39 @@ class CustomerListSerializer(serializers.ModelSerializer):
         ]
 
 
+# The list's rows without DRF's per-field machinery (50 rows of nested serializers cost 15-30 ms
+# of CPU): the same JSON as CustomerListSerializer, which stays the schema and is checked
+# against these rows by a test.
+LIST_VALUES = (
+    "id", "name", "kind", "grade", "status", "industry", "credit_code", "external_id", "org_unit_id", "org_unit__code",
+    "org_unit__name", "account_manager_id", "account_manager__username", "account_manager__first_name",
+    "account_manager__last_name", "is_group", "group_id", "is_national_key_account", "is_potential_key_account",
+    "phone", "updated_at",
+)
+_timestamp = serializers.DateTimeField()
+
+
+def customer_list_rows(rows):
+    """CustomerListSerializer(many=True).data for ``rows``, dicts of LIST_VALUES."""
+    out = []
+    for r in rows:
+        manager = None
+        if r["account_manager_id"] is not None:
+            username = r["account_manager__username"]
+            full = f"{r['account_manager__first_name']} {r['account_manager__last_name']}".strip()
+            manager = {"id": r["account_manager_id"], "username": username, "name": full or username}
+        out.append({
+            "id": r["id"], "name": r["name"], "kind": r["kind"], "grade": r["grade"], "status": r["status"],
+            "industry": r["industry"], "credit_code": r["credit_code"], "external_id": r["external_id"],
+            "org_unit": {"id": r["org_unit_id"], "code": r["org_unit__code"], "name": r["org_unit__name"]},
+            "account_manager": manager, "is_group": r["is_group"], "group": r["group_id"],
+            "is_national_key_account": r["is_national_key_account"],
+            "is_potential_key_account": r["is_potential_key_account"], "phone": r["phone"],
+            "updated_at": _timestamp.to_representation(r["updated_at"]),
+        })
+    return out
+
+
 class CustomerSerializer(serializers.ModelSerializer):
     """One customer. ``group`` names the group only for callers who may view it."""
 

@@ -145,6 +145,9 @@ def check_selectors(world, units, customers, users, reference):
             assert got(selectors.customers(user=user, action=action)) == reference.visible(u, action), (u, action)
         view = reference.visible(u)
         assert got(selectors.customer_list(user=user)) == view, u
+        # The total counted part by part (units, grants, groups) is the plain count.
+        unfiltered = selectors.customer_list(user=user)
+        assert selectors.customer_count(unfiltered) == unfiltered.order_by().count(), u
         in_region = {c for c in view if reference.in_subtree(reference.owner[c], probe)}
         assert got(selectors.customer_list(user=user, params={"unit": units[probe].pk})) == in_region, u
         assert got(selectors.customer_list(user=user, params={"q": "客户"})) == {c for c in view if c >= len(world["groups"])}
@@ -185,6 +188,7 @@ def check_api(alpha, customers, users, reference):
         return 1
     listed = {index[row["id"]] for row in response.json()["results"] if row["id"] in index}
     assert listed == view, (u, listed, view)
+    assert response.json()["count"] == len(response.json()["results"])  # the total matches the rows
     number = PHONES[0]
     cards = client.get("/api/v1/caller-id/", {"number": number}).json()["results"]
     assert {index[card["id"]] for card in cards if card["id"] in index} == {c for c in view if reference.phone[c] == number}

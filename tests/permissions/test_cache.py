@@ -118,3 +118,56 @@ def test_invalidation_bumps_now_and_again_on_commit(tree, committed):
         during = scope_module._generation()
         assert during > start
     assert scope_module._generation() > during
+
+
+# --- Direct grants ride the cached scope; group rows are read inside each statement -----------
+
+def test_cached_grant_ids_cost_no_query_and_follow_grant_changes_at_once(tree, committed):
+    from org_hierarchy.models import OrgUnit
+    from permissions.models import OrgUnitUserObjectPermission
+    from permissions.selectors import grant_ids, visible
+
+    user = make_user("am")
+    with committed():
+        member(user, tree.c11, "account_manager")
+        services.grant_add(actor="system", user=user, obj=tree.c21, action="view")
+    assert grant_ids(fresh(user), OrgUnit, "view") == {tree.c21.pk}
+    list(visible(fresh(user), OrgUnit.objects.all()))  # the scope cached too
+    with CaptureQueriesContext(connection) as warm:
+        assert grant_ids(fresh(user), OrgUnit, "view") == {tree.c21.pk}
+        ids = set(visible(user, OrgUnit.objects.all()).values_list("pk", flat=True))
+    assert len(warm) == 1 and tree.c21.pk in ids  # the list itself, nothing for scope or grants
+    with committed():
+        services.grant_remove(actor="system", user=user, obj=tree.c21, action="view")
+    assert grant_ids(fresh(user), OrgUnit, "view") == set()
+    # A grant row written outside the services (admin, shell) makes the cache stale too.
+    with committed():
+        services.grant_add(actor="system", user=user, obj=tree.c12, action="view")
+    row = OrgUnitUserObjectPermission.objects.get(user=user, content_object=tree.c12)
+    assert grant_ids(fresh(user), OrgUnit, "view") == {tree.c12.pk}
+    with committed():
+        OrgUnitUserObjectPermission.objects.filter(pk=row.pk).delete()
+    assert grant_ids(fresh(user), OrgUnit, "view") == set()
+    with committed():
+        OrgUnitUserObjectPermission.objects.create(user=user, content_object=tree.c21, permission=row.permission)
+    assert grant_ids(fresh(user), OrgUnit, "view") == {tree.c21.pk}
+
+
+def test_a_group_moved_outside_the_services_counts_at_once(tree, committed):
+    """No cache holds a scope's group rows: a group customer moved by a plain UPDATE (as an
+    import writes) takes its members' visibility along on the very next read."""
+    from key_accounts import selectors, services as customer_services
+    from key_accounts.models import Customer
+
+    user = make_user("am")
+    with committed():
+        member(user, tree.c11, "account_manager")
+    group = customer_services.customer_create(actor="system", data={"name": "集团", "org_unit": tree.c21, "is_group": True})
+    branch = customer_services.customer_create(actor="system", data={"name": "分公司", "org_unit": tree.c21, "group": group})
+    listed = lambda: set(selectors.customers(user=fresh(user)).values_list("pk", flat=True))  # noqa: E731
+    assert listed() == set()
+    Customer.objects.filter(pk=group.pk).update(org_unit=tree.c11)
+    assert listed() == {group.pk, branch.pk}
+    assert selectors.customer_count(selectors.customer_list(user=fresh(user))) == 2
+    Customer.objects.filter(pk=group.pk).update(org_unit=tree.c21)
+    assert listed() == set()

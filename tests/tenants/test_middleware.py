@@ -100,3 +100,25 @@ def test_a_deleted_tenants_host_is_404(alpha):
     assert Client(HTTP_HOST="brief.localhost").get("/login/").status_code == 200
     services.tenant_delete(actor="pytest", tenant=tenant, confirm="brief")
     assert Client(HTTP_HOST="brief.localhost").get("/login/").status_code == 404
+
+
+def test_hosts_are_cached_and_a_renamed_domain_stops_routing_at_once(alpha):
+    from django.test.utils import CaptureQueriesContext
+
+    from tenants.models import Domain
+
+    client = Client(HTTP_HOST="alpha.localhost")
+    assert client.get("/login/").status_code == 200
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/login/").status_code == 200
+    assert not any("tenants_domain" in q["sql"] for q in captured.captured_queries)  # from the cache
+
+    connection.set_schema_to_public()
+    domain = Domain.objects.get(domain="alpha.localhost")
+    domain.domain = "alpha-new.localhost"
+    domain.save()
+    assert Client(HTTP_HOST="alpha.localhost").get("/login/").status_code == 404
+    assert Client(HTTP_HOST="alpha-new.localhost").get("/login/").status_code == 200
+    connection.set_schema_to_public()
+    Domain.objects.filter(pk=domain.pk).delete()
+    assert Client(HTTP_HOST="alpha-new.localhost").get("/login/").status_code == 404

@@ -134,6 +134,8 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"  # a path: valid on tenant hosts and the platform host alike
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
+# Read from Redis (written through to the tenant's table): no session query per request.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
