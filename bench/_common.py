@@ -87,9 +87,18 @@ def drop_database(url, name):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def database_exists(url, name):
+    with _admin_connection(url) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+
 @contextlib.contextmanager
-def scratch_database(suffix="bench"):
-    """Point DATABASE_URL at a fresh scratch database for the block, then drop it."""
+def scratch_database(suffix="bench", *, keep=False, reuse=False):
+    """Point DATABASE_URL at a fresh scratch database for the block, then drop it.
+
+    ``keep``: leave the database (and its tenants' cache keys) behind for a later ``reuse``;
+    ``reuse``: open the database a kept run left, when there is one (the block's
+    ``services.reused`` says so), instead of making a fresh one."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kam.settings.base")
     os.environ.setdefault("KAM_LOG_LEVEL", "WARNING")
     from kam.embedded import ensure_services
@@ -97,17 +106,31 @@ def scratch_database(suffix="bench"):
     services = ensure_services()  # the embedded servers live as long as this object
     base_url = os.environ["DATABASE_URL"]
     url, name = scratch_url(base_url, suffix)
-    create_database(base_url, name)
+    reused = reuse and database_exists(base_url, name)
+    if not reused:
+        create_database(base_url, name)
+    log(f"scratch database {name}: " + ("reused" if reused else "new") + (", kept afterwards" if keep else ""))
     os.environ["DATABASE_URL"] = url  # read by kam.settings.env at django.setup()
     try:
-        yield services
+        yield Scratch(services, reused)
     finally:
         if "django.db" in sys.modules:
             from django.db import connections
 
             connections.close_all()
-            drop_cache_keys(_tenant_schemas)
-        drop_database(base_url, name)
+            if not keep:
+                drop_cache_keys(_tenant_schemas)
+        if not keep:
+            drop_database(base_url, name)
+
+
+class Scratch:
+    """What scratch_database yields: the embedded services (kept alive) and whether the
+    database is one a kept run left."""
+
+    def __init__(self, services, reused):
+        self.services = services
+        self.reused = reused
 
 
 def setup_django():
@@ -139,11 +162,19 @@ def drop_cache_keys(schemas):
     client.close()
 
 
-def scratch_tenant(slug, admin_email=None):
+def scratch_tenant(slug, admin_email=None, *, existing=False):
     """A tenant cloned from the template, as provisioning makes one (with a tenant admin, a
-    superuser of its schema, when ``admin_email`` is given)."""
+    superuser of its schema, when ``admin_email`` is given); ``existing``: the one a kept
+    scratch database already has, if any (None otherwise)."""
     from tenants import services
 
+    if existing:
+        from tenants.models import Tenant
+
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is not None:
+            _tenant_schemas.append(tenant.schema_name)
+        return tenant
     tenant, _password = services.tenant_create(actor="bench", slug=slug, name=f"Bench {slug}", admin_email=admin_email)
     _tenant_schemas.append(tenant.schema_name)
     return tenant

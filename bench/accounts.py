@@ -1,6 +1,6 @@
 """The customer archive's reads through the API: list pages, name and phone search, caller-ID.
 
-    .venv/bin/python -m bench.accounts [--scale small|full] [--customers N] [--requests N] [--explain]
+    .venv/bin/python -m bench.accounts [--scale small|full] [--customers N] [--requests N] [--explain] [--keep] [--reuse]
 
 On a scratch tenant with the 2,000-unit bench tree (HQ -> 7 regions -> 31 provinces -> 342
 cities -> districts) and data from bench.generate (50,000 customers small, 1,000,000 full, 12
@@ -19,6 +19,11 @@ as callers present it; one in ten is unknown). ``request_floor_*`` is the same s
 product catalogue (a few rows): what any request costs before the archive is read. Server time is the Client call; queries per request come from a separate pass under
 CaptureQueriesContext. Prints one JSON object per line; ``--explain`` prints every query of one
 request of each kind with its plan on stderr.
+
+``--keep`` leaves the scratch database (``<database>_bench_accounts``, ``…_bench_accounts_<customers>``
+for other sizes) behind; ``--reuse`` runs
+on the one a kept run left (after ``migrate_all``, so new migrations apply) instead of generating
+again, when it holds the same number of customers. Drop it with ``--reuse`` without ``--keep``.
 """
 import argparse
 import random
@@ -44,6 +49,8 @@ def parse_args(argv=None):
     parser.add_argument("--requests", type=int, help="timed requests per endpoint and user kind (60 small, 200 full)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE every query of one request of each kind")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database for a later --reuse")
+    parser.add_argument("--reuse", action="store_true", help="run on the scratch database a --keep run left, if any")
     args = parser.parse_args(argv)
     args.customers = args.customers or SCALES[args.scale]["customers"]
     args.requests = args.requests or SCALES[args.scale]["requests"]
@@ -54,7 +61,6 @@ def parse_args(argv=None):
 
 def build(tenant, args):
     """Tree, generated archive, VACUUM ANALYZE; returns ``{kind: [users]}``."""
-    from django.db import connection
     from django_tenants.utils import schema_context
 
     from bench.generate import generate
@@ -67,6 +73,37 @@ def build(tenant, args):
     log("generated: " + ", ".join(f"{n:,} {name}s" for name, n in report.rows.items()))
     log(f"generate: {report.seconds:.1f}s ({report.load_seconds:.1f}s load, {report.analyze_seconds:.1f}s analyze), "
         f"{report.rows_per_s:,.0f} rows/s")
+    vacuum = vacuum_analyze(tenant)
+    with schema_context(tenant.schema_name):
+        people = pick_people(units)
+    return report, vacuum, people
+
+
+def reopen(tenant, args):
+    """The kept tenant's users (build's report and VACUUM figures are those of the kept run:
+    reported as None), after a VACUUM ANALYZE for whatever new migrations built."""
+    from django_tenants.utils import schema_context
+
+    from key_accounts.models import Customer
+    from org_hierarchy.models import OrgUnit
+
+    with schema_context(tenant.schema_name):
+        found = Customer.objects.count()
+        if found != args.customers:
+            raise SystemExit(f"the kept scratch database holds {found:,} customers, not {args.customers:,}: "
+                             "run once without --reuse to make a new one")
+        units = {u.code: u for u in OrgUnit.objects.select_related("level")}
+    vacuum_analyze(tenant)
+    with schema_context(tenant.schema_name):
+        people = pick_people(units, existing=True)
+    log(f"reusing the kept tenant: {found:,} customers")
+    return None, None, people
+
+
+def vacuum_analyze(tenant):
+    from django.db import connection
+    from django_tenants.utils import schema_context
+
     started = time.perf_counter()
     with schema_context(tenant.schema_name), connection.cursor() as cursor:
         cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE 'key_accounts_%%'",
@@ -75,12 +112,10 @@ def build(tenant, args):
             cursor.execute(f'VACUUM (ANALYZE) "{tenant.schema_name}".{table}')
     vacuum = time.perf_counter() - started
     log(f"VACUUM ANALYZE: {vacuum:.1f}s")
-    with schema_context(tenant.schema_name):
-        people = pick_people(units)
-    return report, vacuum, people
+    return vacuum
 
 
-def pick_people(units):
+def pick_people(units, existing=False):
     """HQ analysts, provincial managers and account managers at cities (made here: the generator
     puts account managers at the leaves, the districts), ``USERS_PER_KIND`` of each."""
     from django.contrib.auth import get_user_model
@@ -100,7 +135,11 @@ def pick_people(units):
     role = Role.objects.get(code="account_manager")
     city_users = []
     for n, city in enumerate(cities[:: max(1, len(cities) // USERS_PER_KIND)][:USERS_PER_KIND]):
-        user = User.objects.create_user(username=f"bench-city-{n}@bench.example", password=None)
+        username = f"bench-city-{n}@bench.example"
+        if existing:
+            city_users.append(User.objects.get(username=username))
+            continue
+        user = User.objects.create_user(username=username, password=None)
         Membership.objects.create(user=user, unit=city, role=role)
         city_users.append(user)
     return {"hq": hq, "province": provinces, "city": city_users}
@@ -245,7 +284,7 @@ def timed_get(client, url, pid=None):
     return elapsed, cpu, response
 
 
-def run(args):
+def run(args, reused=False):
     setup_django()
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -253,8 +292,12 @@ def run(args):
     from bench.scopes import explain_queries
 
     rng = random.Random(args.seed)
-    tenant = scratch_tenant("bench-accounts")
-    report, vacuum, people = build(tenant, args)
+    tenant = scratch_tenant("bench-accounts", existing=True) if reused else None
+    if tenant is not None:
+        report, vacuum, people = reopen(tenant, args)
+    else:
+        tenant = scratch_tenant("bench-accounts")
+        report, vacuum, people = build(tenant, args)
     with _tenant(tenant):
         plan = plan_requests(people, rng, args.requests)
     clients = clients_for(tenant, people)
@@ -296,10 +339,11 @@ def run(args):
             f"p95 {percentile(cpu[key], 95):.1f} ms; queries {queries[key]}; "
             f"rows per response mean {sum(rows) / len(rows):.1f}, empty {sum(1 for r in rows if r == 0)}")
 
-    emit("accounts_customers", report.rows["customer"], "rows")
-    emit("accounts_generate_s", report.seconds, "s", digits=1)
-    emit("accounts_generate_rows_per_s", report.rows_per_s, "rows/s", digits=0)
-    emit("accounts_vacuum_s", vacuum, "s", digits=1)
+    emit("accounts_customers", args.customers, "rows")
+    if report is not None:  # a reused database was generated by an earlier run
+        emit("accounts_generate_s", report.seconds, "s", digits=1)
+        emit("accounts_generate_rows_per_s", report.rows_per_s, "rows/s", digits=0)
+        emit("accounts_vacuum_s", vacuum, "s", digits=1)
     for kind in KINDS:
         for p in (50, 95):
             emit(f"list_{kind}_p{p}_ms", percentile(timings[("list", kind)], p), "ms")
@@ -327,8 +371,10 @@ def _tenant(tenant):
 
 def main(argv=None):
     args = parse_args(argv)
-    with scratch_database("bench_accounts"):
-        run(args)
+    # A database per size, so a kept small one and a kept full one can live side by side.
+    suffix = "bench_accounts" if args.customers == SCALES["small"]["customers"] else f"bench_accounts_{args.customers}"
+    with scratch_database(suffix, keep=args.keep, reuse=args.reuse) as scratch:
+        run(args, reused=scratch.reused)
     return 0
 
 
