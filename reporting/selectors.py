@@ -94,9 +94,11 @@ def report_root(*, user):
     """The highest unit whose figures ``user`` sees (the first root for whole-tree viewers), or
     Http404 when they see none."""
     scope = report_scope(user)
-    units = OrgUnit.objects.select_related("level").order_by("depth", "path")
-    if scope is not None:
-        units = units.filter(_among("pk", scope))
+    units = OrgUnit.objects.select_related("level")
+    if scope is None:
+        units = units.order_by("path")  # the first path is the first root's: a LIMIT 1 on the path index
+    else:
+        units = units.filter(_among("pk", scope)).order_by("depth", "path")
     unit = units.first()
     if unit is None:
         raise Http404
@@ -283,11 +285,12 @@ def unit_trend(*, user, unit, filters, part="subtree"):
 
 
 def _children(unit, filters):
-    """``(child ids, the leaves among them)`` of today's tree, or of the tree as of the date."""
+    """``(child ids, the leaves among them, {id: unit} or None)`` of today's tree (its units read
+    in the same query), or of the tree as of the date (units left to the caller)."""
     if filters.as_of is None:
-        rows = list(OrgUnit.objects.filter(parent=unit).order_by("pk").values_list("pk", "numchild"))
-        return [pk for pk, _n in rows], {pk for pk, numchild in rows if not numchild}
-    return asof.tree_as_of(filters.as_of).children_of(unit.pk), set()
+        units = list(OrgUnit.objects.filter(parent=unit).select_related("level").order_by("pk"))
+        return [u.pk for u in units], _leaves(units), {u.pk: u for u in units}
+    return asof.tree_as_of(filters.as_of).children_of(unit.pk), set(), None
 
 
 def child_ranking(*, user, unit, filters, metric="revenue", descending=True):
@@ -296,11 +299,12 @@ def child_ranking(*, user, unit, filters, metric="revenue", descending=True):
     ARPU without subscriptions, last). A child with nothing the viewer covers is left out; the
     subtree figure of ``unit`` is its own plus those of the children listed."""
     scope = _scope_for(user, unit)
-    children, leaves = _children(unit, filters)
+    children, leaves, info = _children(unit, filters)
     parts = _parts(children, filters, scope, leaves)
     children = [child for child, (subtree, own) in parts.items() if subtree or own]
     sums = _subtree_sums(children, filters, scope, parts=parts, own_of=unit.pk)
-    info = {u.pk: u for u in OrgUnit.objects.filter(pk__in=children).select_related("level")}
+    if info is None:
+        info = {u.pk: u for u in OrgUnit.objects.filter(pk__in=children).select_related("level")}
     rows = [{"unit": info[child], **metrics(sums[child].get(()))} for child in children]
     rows.sort(key=lambda row: row[metric] or 0, reverse=descending)
     rows.sort(key=lambda row: row[metric] is None)  # stable: the order above stays within each part

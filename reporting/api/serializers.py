@@ -1,11 +1,13 @@
 """Query parameters and response shapes of the reporting API (definitions: docs/reporting.md)."""
 import datetime
+import decimal
 import re
 
 from django.utils.translation import gettext as _, gettext_lazy
 from rest_framework import serializers
 
-from key_accounts.models import Grade, Industry
+from key_accounts.models import Customer, Grade, Industry, Product
+from org_hierarchy.models import OrgUnit
 
 from reporting import engine, selectors
 
@@ -239,14 +241,14 @@ class GroupBreakdownResponse(serializers.Serializer):
 # (they deep-copy their fields) cost more than the report's queries. The serializers describe the
 # same shapes for the OpenAPI schema; tests/reporting/test_api.py checks the two agree.
 
+_PLAIN = (int, str, bool, float)
+
+
 def render(value):
     """JSON-ready: Decimals as strings (DRF's style), months as YYYY-MM, dates as ISO, units,
     products and group customers as the refs above."""
-    import decimal
-
-    from key_accounts.models import Customer, Product
-    from org_hierarchy.models import OrgUnit
-
+    if value is None or type(value) in _PLAIN:  # most values of a report: no further checks
+        return value
     if isinstance(value, dict):
         return {key: render_month(item) if key in ("month", "month_from", "month_to") else render(item)
                 for key, item in value.items()}

@@ -10,6 +10,7 @@ switch (off: 404, as if the page did not exist).
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
+from django.utils import formats
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -59,8 +60,22 @@ def chart_data(board):
     return data
 
 
+# The tables' figures are formatted here, as {{ value }} and |unlocalize would in the template:
+# per cell, a template's variable lookups, filters and tags cost more than the page's queries.
+
+def shown(value):
+    """A figure as the page shows it (localized), "—" for none."""
+    return "—" if value is None else formats.localize(value)
+
+
+def raw(value):
+    """A figure for a data- attribute (not localized), "" for none."""
+    return "" if value is None else str(formats.localize(value, use_l10n=False))
+
+
 def _cells(board, row, list_link=None):
-    return [{"name": name, "value": row[name], "link": list_link if name == "customers" else None}
+    return [{"name": name, "text": shown(row[name]), "raw": raw(row[name]),
+             "link": list_link if name == "customers" and row[name] is not None else None}
             for name in d.RANKING_COLUMNS]
 
 
@@ -85,7 +100,8 @@ class DashboardPage(ReportPage):
             "columns": _columns(board),
             "chart": chart_data(board),
             "trend_columns": [(name, d.LABELS[name]) for name in d.TREND_COLUMNS],
-            "trend_rows": [(row["month"], [row[name] for name in d.TREND_COLUMNS]) for row in board.trend],
+            "trend_rows": [(f"{row['month']:%Y-%m}", [shown(row[name]) for name in d.TREND_COLUMNS])
+                           for row in board.trend],
             "ranking_rows": ranking_rows(board),
             "footer_rows": [
                 {"testid": "ranking-own", "label": _("Own customers of this unit"), "total": False,

@@ -217,7 +217,7 @@ def test_group_figures_roll_a_national_account_up_across_provinces(in_alpha, rol
     # Each request: the tenant's domain and two search_path settings, the session and the user.
     (FIGURES, {}, 7),  # + the unit, its own and subtree sums (one query)
     (TREND, {}, 7),  # + the unit, subtree sums by month
-    (RANKING, {}, 9),  # + the unit, its children, their sums and its own, their units
+    (RANKING, {}, 8),  # + the unit, its children (with their levels), their sums and its own
     (FIGURES, {"as_of": "2020-01-01"}, 9),  # + the tree today and its parent periods then
     (GROUPS, {}, 9),  # + the unit, its subtree's units, group sums, the group customers
 ])

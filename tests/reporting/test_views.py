@@ -243,11 +243,11 @@ def dashboard_queries(client, params=None):
 
 
 # The dashboard's own reads for a month: the products of the filter form; the viewer's top units;
-# the trend (the month's figures and the month before are two of its rows); the children, their
-# sums (one query for all) and their units. A unit below the top adds two reads (the unit and its
+# the trend (the month's figures and the month before are two of its rows); the children (with
+# their levels) and their sums (one query for all). A unit below the top adds two reads (the unit and its
 # breadcrumbs), a longer period two (its figures and those of the period before). The rest (session, user,
 # tenant) is the middleware's, the same for every page.
-OWN_READS = 6
+OWN_READS = 5
 
 
 def own_reads(queries):
