@@ -23,6 +23,8 @@ months of billing each). Then, in the same run and on the same rows:
   ``trend/`` over 12 months and ``ranking/`` of the child units), through the whole Django stack
   (tenant routing, session, DRF, scope) with Django's test client, for an HQ analyst, a
   provincial manager and a city account manager in turn.
+- ``dashboard_page_p95_ms`` (and ``_p50``): the HTML dashboard (``/reports/``, the same month)
+  for the same three viewers, read in the same rounds: its own reads plus the template.
 
 Prints one JSON object per line on stdout; details go to stderr.
 """
@@ -250,27 +252,32 @@ def measure_reads(tenant, reads):
     # The latest billed month (the generator bills up to last month), and the 12 months to it.
     params = {"month_to": f"{engine.add_months(engine.window()[1], -1):%Y-%m}"}
     urls = ["/api/v1/reports/figures/", "/api/v1/reports/trend/", "/api/v1/reports/ranking/"]
-    timings = {url: [] for url in urls}
+    page = "/reports/"
+    timings = {url: [] for url in (*urls, page)}
     for name, user, unit in people:
         client = Client(HTTP_HOST=host)
         client.force_login(user)
-        for url in urls:  # warm: the scope goes to the cache
+        for url in timings:  # warm: the scope goes to the cache
             response = client.get(url, params)
             if response.status_code != 200:
                 raise AssertionError(f"{url} for {name}: {response.status_code} {response.content[:300]}")
         log(f"{name} at {unit.code}: revenue {client.get(urls[0], params).json()['subtree']['revenue']}")
         for _ in range(reads):
-            for url in urls:
+            for url in timings:
                 started = time.perf_counter()
                 response = client.get(url, params)
                 timings[url].append(ms_since(started))
                 assert response.status_code == 200
+    pages = timings.pop(page)
     every = [ms for values in timings.values() for ms in values]
     for url, values in timings.items():
         log(describe(url, values))
         emit(f"dashboard_read_{url.rstrip('/').rsplit('/', 1)[1]}_p95_ms", percentile(values, 95), "ms")
     emit("dashboard_read_p50_ms", percentile(every, 50), "ms")
     emit("dashboard_read_p95_ms", percentile(every, 95), "ms")
+    log(describe(page, pages))
+    emit("dashboard_page_p50_ms", percentile(pages, 50), "ms")
+    emit("dashboard_page_p95_ms", percentile(pages, 95), "ms")
 
 
 # --- Incremental refresh through a real worker -----------------------------------------------

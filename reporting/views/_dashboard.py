@@ -5,6 +5,7 @@ Figures are those of the unit's subtree (the unit and everything under it), like
 ``subtree`` figures; the tiles compare the period with the period of the same length just
 before it (the previous month for a one-month period).
 """
+import copy
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -116,6 +117,7 @@ class Dashboard:
     product_trend: list = field(default_factory=list)
     lists_match: bool = False  # the customer list links are shown (see list_link)
     may_export: bool = False
+    urls: dict = field(default_factory=dict)  # reversed once per page: see _url
 
 
 def clean_params(query):
@@ -237,11 +239,19 @@ def _tiles(board):
 
 def dashboard_link(board, unit, **changes):
     """The dashboard of ``unit`` with the same filters and sort (``changes`` replace some)."""
-    params = board.params.copy()
+    params = copy.copy(board.params)  # shallow (QueryDict.copy() deep-copies): setting a key replaces its list
     params["unit"] = unit.pk
     for name, value in changes.items():
         params[name] = value
-    return f"{reverse('reporting:dashboard')}?{params.urlencode()}"
+    return f"{_url(board, 'reporting:dashboard')}?{params.urlencode()}"
+
+
+def _url(board, name):
+    """``reverse(name)``, once per dashboard: a page has a link per child unit and column."""
+    url = board.urls.get(name)
+    if url is None:
+        url = board.urls[name] = reverse(name)
+    return url
 
 
 def _lists_match(user, scope, unit, filters):
@@ -274,4 +284,4 @@ def list_link(board, unit, status=None):
     pairs += [("industry", industry) for industry in board.filters.industries]
     if status:
         pairs.append(("status", status))
-    return f"{reverse('key_accounts:list')}?{urlencode(pairs)}"
+    return f"{_url(board, 'key_accounts:list')}?{urlencode(pairs)}"

@@ -10,7 +10,7 @@ switch (off: 404, as if the page did not exist).
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
-from django.utils import formats
+from django.utils import formats, numberformat, translation
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -63,20 +63,28 @@ def chart_data(board):
 # The tables' figures are formatted here, as {{ value }} and |unlocalize would in the template:
 # per cell, a template's variable lookups, filters and tags cost more than the page's queries.
 
-def shown(value):
-    """A figure as the page shows it (localized), "—" for none."""
-    return "—" if value is None else formats.localize(value)
+def shown(values):
+    """Figures as the page shows them, "—" for none: localized as {{ value }} would (numbers:
+    django.utils.formats.number_format, with the locale's separators looked up once)."""
+    lang = translation.get_language()
+    decimal_sep, grouping, thousand_sep = (formats.get_format(name, lang) for name in
+                                           ("DECIMAL_SEPARATOR", "NUMBER_GROUPING", "THOUSAND_SEPARATOR"))
+    return [
+        "—" if value is None else numberformat.format(value, decimal_sep, None, grouping, thousand_sep, use_l10n=True)
+        for value in values
+    ]
 
 
 def raw(value):
-    """A figure for a data- attribute (not localized), "" for none."""
-    return "" if value is None else str(formats.localize(value, use_l10n=False))
+    """A figure for a data- attribute (not localized, as |unlocalize gives it), "" for none."""
+    return "" if value is None else str(value)
 
 
 def _cells(board, row, list_link=None):
-    return [{"name": name, "text": shown(row[name]), "raw": raw(row[name]),
+    texts = shown(row[name] for name in d.RANKING_COLUMNS)
+    return [{"name": name, "text": text, "raw": raw(row[name]),
              "link": list_link if name == "customers" and row[name] is not None else None}
-            for name in d.RANKING_COLUMNS]
+            for name, text in zip(d.RANKING_COLUMNS, texts)]
 
 
 def ranking_rows(board):
@@ -100,7 +108,7 @@ class DashboardPage(ReportPage):
             "columns": _columns(board),
             "chart": chart_data(board),
             "trend_columns": [(name, d.LABELS[name]) for name in d.TREND_COLUMNS],
-            "trend_rows": [(f"{row['month']:%Y-%m}", [shown(row[name]) for name in d.TREND_COLUMNS])
+            "trend_rows": [(f"{row['month']:%Y-%m}", shown(row[name] for name in d.TREND_COLUMNS))
                            for row in board.trend],
             "ranking_rows": ranking_rows(board),
             "footer_rows": [

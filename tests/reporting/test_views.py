@@ -276,3 +276,24 @@ def test_the_dashboard_query_count_does_not_grow_with_child_units(in_alpha, roll
     assert len(own_reads(dashboard_queries(client, {"unit": tree.p1.pk})[1])) == OWN_READS + 2
     period = {"month_from": month_param(-2), "month_to": month_param()}
     assert len(own_reads(dashboard_queries(client, period)[1])) == OWN_READS + 2
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+@pytest.mark.parametrize("grouping", [False, True])
+def test_table_figures_are_formatted_as_the_template_would(language, grouping, settings):
+    """The tables' cells are formatted in Python (reporting/views/pages.py): the same text as
+    {{ value|default_if_none:"—" }} and the same data-value as |unlocalize."""
+    from django.template import Context, Template
+    from django.utils import translation
+
+    from reporting.views.pages import raw, shown
+
+    settings.USE_THOUSAND_SEPARATOR = grouping
+    values = [0, 7, 1234567, -25, Decimal("-1234567.50"), Decimal("0.05"), Decimal("12.00"), None]
+    template = Template("{% load l10n %}{% for v in values %}{{ v|default_if_none:'—' }}|"
+                        "{{ v|default_if_none:''|unlocalize }};{% endfor %}")
+    with translation.override(language):
+        expected = template.render(Context({"values": values}))
+        assert "".join(f"{text}|{raw(value)};" for text, value in zip(shown(values), values)) == expected
+    if grouping and language == "en":
+        assert "1,234,567" in expected  # the separators are in play
