@@ -7,6 +7,7 @@ before it (the previous month for a one-month period).
 """
 import copy
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import urlencode
 
 from django.http import QueryDict
@@ -73,7 +74,7 @@ class Tile:
     link: str | None = None
     parts: list = field(default_factory=list)  # the customers tile's statuses (tiles themselves)
 
-    @property
+    @cached_property  # the tile's template reads it up to six times
     def change(self):
         if self.value is None or self.previous is None:
             return None
@@ -88,7 +89,7 @@ class Tile:
         better = change < 0 if self.name in RISING_IS_WORSE else change > 0
         return "text-success" if better else "text-danger"
 
-    @property
+    @cached_property
     def change_percent(self):
         change = self.change
         if change is None or not self.previous:

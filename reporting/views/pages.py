@@ -97,12 +97,15 @@ class DashboardPage(ReportPage):
         context = {
             "grades": Grade.choices, "industries": Industry.choices, "products": list(Product.objects.order_by("code")),
             "chosen_grades": request.GET.getlist("grade"), "chosen_industries": request.GET.getlist("industry"),
+            "chosen_products": {request.GET.get("product")},
         }
         try:
             board = d.build(user=request.user, query=request.GET)
         except d.BadQuery as exc:
             context["errors"] = exc.messages
             return render(request, "reporting/dashboard.html", context, status=400)
+        if board.product is not None:
+            context["chosen_products"].add(board.product.code)
         context.update({
             "board": board,
             "columns": _columns(board),
