@@ -146,8 +146,8 @@ class Customer(models.Model):
             # List pages: a unit's customers newest first, and the filters users combine with it.
             models.Index(fields=["org_unit", "-id"], name="ka_customer_unit_id"),
             models.Index(fields=["account_manager", "-id"], name="ka_customer_manager_id"),
-            # The group customers among a scope's units (permissions.selectors._group_ids, every
-            # scoped read): a few rows, where the plain unit index reads every customer of the scope.
+            # The group customers among a scope's units (permissions.selectors._group_rows, inside
+            # every scoped read): a few rows, where the plain unit index reads every customer of the scope.
             models.Index(fields=["org_unit"], condition=models.Q(is_group=True), name="ka_customer_group_unit"),
             # Chinese substring and fuzzy search (pg_trgm lives in public, see tenants migration 0002).
             GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="ka_customer_name_trgm"),

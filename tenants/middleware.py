@@ -48,6 +48,19 @@ def forget_hosts(hostnames):
         transaction.on_commit(lambda: _in_public(cache.delete_many, keys), robust=True)
 
 
+def remember_hosts(hostnames):
+    """Cache the tenants of ``hostnames`` as the database has them now (warming the cache, e.g.
+    after provisioning); unknown hosts are left out."""
+    Domain = get_tenant_domain_model()
+    saved = connection.tenant
+    connection.set_schema_to_public()
+    try:
+        for domain in Domain.objects.select_related("tenant").filter(domain__in=[name.lower() for name in hostnames]):
+            _in_public(cache.set, _host_key(domain.domain), domain.tenant, HOST_TTL)
+    finally:
+        connection.set_tenant(saved)
+
+
 def _tenant_changed(sender, instance, **kwargs):
     # The domain table is in public, on every tenant's search_path too.
     forget_hosts(get_tenant_domain_model().objects.filter(tenant_id=instance.pk).values_list("domain", flat=True))
