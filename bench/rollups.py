@@ -2,6 +2,7 @@
 the HQ figure through a real Celery worker, and the API reads of a dashboard.
 
     .venv/bin/python -m bench.rollups [--scale small|full] [--customers N] [--units N]
+                                      [--only full,reads,incremental] [--keep] [--reuse]
 
 On a scratch tenant: the bench org tree (HQ -> 7 regions -> 31 provinces -> 342 cities ->
 districts, 2,000 units) filled by ``bench.generate`` (20,000 customers small, 1,000,000 full, 12
@@ -26,6 +27,11 @@ months of billing each). Then, in the same run and on the same rows:
 - ``dashboard_page_p95_ms`` (and ``_p50``): the HTML dashboard (``/reports/``, the same month)
   for the same three viewers, read in the same rounds: its own reads plus the template.
 
+``--only`` measures some parts (the others skipped; without "full", one untimed recompute fills
+the tables first). ``--keep`` leaves the scratch database behind (``<database>_bench_rollups``,
+``…_bench_rollups_<customers>`` for other sizes) and ``--reuse`` runs on it again instead of
+generating; a run with ``--reuse`` and without ``--keep`` drops it at the end.
+
 Prints one JSON object per line on stdout; details go to stderr.
 """
 import argparse
@@ -45,6 +51,7 @@ SCALES = {
     "full": {"customers": 1_000_000, "runs": 1, "changes": 10, "reads": 100},
 }
 ADMIN_EMAIL = "admin@rollups.example"
+PARTS = ("full", "reads", "incremental")
 POLL = 0.01
 TIMEOUT = 60
 
@@ -142,7 +149,14 @@ def parse_args(argv=None):
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--customers", type=int, help="default: 20,000 small, 1,000,000 full")
     parser.add_argument("--units", type=int, default=2000)
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"comma-separated parts to measure (default all: {','.join(PARTS)})")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database for a later --reuse")
+    parser.add_argument("--reuse", action="store_true", help="run on the scratch database a --keep run left, if any")
     args = parser.parse_args(argv)
+    args.only = [part for part in args.only.split(",") if part]
+    if set(args.only) - set(PARTS):
+        parser.error(f"--only takes {', '.join(PARTS)}")
     args.plan = SCALES[args.scale]
     args.customers = args.customers or args.plan["customers"]
     return args
@@ -363,30 +377,45 @@ def measure_incremental(changes):
     emit("rollup_incremental_s", max(delays), "s")
 
 
-def run(args):
+def run(args, reused=False):
     setup_django()
     from django_tenants.utils import schema_context
 
     from bench.generate import generate
+    from key_accounts.models import Customer
+    from reporting import services
 
-    tenant = scratch_tenant("rollups", admin_email=ADMIN_EMAIL)
+    tenant = scratch_tenant("rollups", existing=True) if reused else None
+    if tenant is None:
+        tenant = scratch_tenant("rollups", admin_email=ADMIN_EMAIL)
+        with schema_context(tenant.schema_name):
+            load_tree(tree_rows(args.units))
+        started = time.perf_counter()
+        report = generate(tenant=tenant, customers=args.customers, months=12, log=log)
+        log(f"generated {report.rows} in {time.perf_counter() - started:.0f}s")
     with schema_context(tenant.schema_name):
-        load_tree(tree_rows(args.units))
-    started = time.perf_counter()
-    report = generate(tenant=tenant, customers=args.customers, months=12, log=log)
-    log(f"generated {report.rows} in {time.perf_counter() - started:.0f}s")
-    with schema_context(tenant.schema_name):
-        measure_full(args.plan["runs"])
-        measure_reads(tenant, args.plan["reads"])
-        measure_incremental(args.plan["changes"])
+        found = Customer.objects.count()
+        if found != args.customers:
+            raise SystemExit(f"the kept scratch database holds {found:,} customers, not {args.customers:,}: "
+                             "run once without --reuse to make a new one")
+        if "full" in args.only:
+            measure_full(args.plan["runs"])
+        else:  # the reads need current figures
+            log(f"recompute: {services.recompute()}")
+        if "reads" in args.only:
+            measure_reads(tenant, args.plan["reads"])
+        if "incremental" in args.only:
+            measure_incremental(args.plan["changes"])
 
 
 def main(argv=None):
     args = parse_args(argv)
     # A queue of this run's own: no other worker on the same Redis takes its tasks.
     os.environ["KAM_CELERY_QUEUE"] = f"bench-rollups-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    with scratch_database("bench_rollups"):
-        run(args)
+    # A database per size, so a kept small one and a kept full one can live side by side.
+    suffix = "bench_rollups" if args.customers == SCALES["small"]["customers"] else f"bench_rollups_{args.customers}"
+    with scratch_database(suffix, keep=args.keep, reuse=args.reuse) as scratch:
+        run(args, reused=scratch.reused)
     return 0
 
 
