@@ -31,7 +31,8 @@ import sys
 import time
 
 from bench._common import (
-    describe, emit, load_tree, log, ms_since, percentile, scratch_database, scratch_tenant, setup_django, tree_rows,
+    describe, emit, load_tree, log, ms_since, percentile, scratch_database, scratch_tenant, setup_django,
+    sized_suffix, tree_rows,
 )
 
 SCALES = {"small": {"customers": 50_000, "requests": 60}, "full": {"customers": 1_000_000, "requests": 200}}
@@ -371,8 +372,7 @@ def _tenant(tenant):
 
 def main(argv=None):
     args = parse_args(argv)
-    # A database per size, so a kept small one and a kept full one can live side by side.
-    suffix = "bench_accounts" if args.customers == SCALES["small"]["customers"] else f"bench_accounts_{args.customers}"
+    suffix = sized_suffix("bench_accounts", args.customers, SCALES["small"]["customers"])
     with scratch_database(suffix, keep=args.keep, reuse=args.reuse) as scratch:
         run(args, reused=scratch.reused)
     return 0

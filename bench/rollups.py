@@ -43,7 +43,8 @@ import time
 import uuid
 
 from bench._common import (
-    describe, emit, load_tree, log, ms_since, percentile, scratch_database, scratch_tenant, setup_django, tree_rows,
+    describe, emit, load_tree, log, ms_since, percentile, scratch_database, scratch_tenant, setup_django,
+    sized_suffix, tree_rows,
 )
 
 SCALES = {
@@ -412,8 +413,7 @@ def main(argv=None):
     args = parse_args(argv)
     # A queue of this run's own: no other worker on the same Redis takes its tasks.
     os.environ["KAM_CELERY_QUEUE"] = f"bench-rollups-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    # A database per size, so a kept small one and a kept full one can live side by side.
-    suffix = "bench_rollups" if args.customers == SCALES["small"]["customers"] else f"bench_rollups_{args.customers}"
+    suffix = sized_suffix("bench_rollups", args.customers, SCALES["small"]["customers"])
     with scratch_database(suffix, keep=args.keep, reuse=args.reuse) as scratch:
         run(args, reused=scratch.reused)
     return 0

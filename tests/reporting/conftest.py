@@ -84,3 +84,10 @@ def billed(archive, product):
     subscribe(archive.group, second, months[0], fee="99.50")
     ka.customer_update(actor="pytest", customer=archive.c12, data={"status": "churned"})
     return months
+
+
+@pytest.fixture
+def rolled(billed, people):
+    """``billed`` with the summary tables recomputed (the people are made first)."""
+    services.recompute()
+    return billed

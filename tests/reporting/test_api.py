@@ -21,12 +21,6 @@ PRODUCTS = "/api/v1/reports/products/"
 GROUPS = "/api/v1/reports/groups/"
 
 
-@pytest.fixture
-def rolled(billed, people):
-    services.recompute()
-    return billed
-
-
 def ok(response):
     assert response.status_code == 200, response.content
     return response.json()

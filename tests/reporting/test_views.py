@@ -19,12 +19,6 @@ DASHBOARD = "/reports/"
 EXPORT = "/reports/export/"
 
 
-@pytest.fixture
-def rolled(billed, people):
-    services.recompute()
-    return billed
-
-
 def page(client, params=None):
     response = client.get(DASHBOARD, params or {})
     assert response.status_code == 200, response.content[:2000]
