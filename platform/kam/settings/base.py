@@ -121,7 +121,7 @@ WSGI_APPLICATION = "kam.wsgi.application"
 # --- Cache: Redis, keys prefixed with the active schema ----------------------------
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "kam.cache.RedisCache",  # one redis-py client per pool, not one per call
         "LOCATION": env.REDIS_URL,
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
