@@ -92,13 +92,13 @@ def database_exists(url, name):
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
-@contextlib.contextmanager
 def sized_suffix(name, customers, default):
     """A scratch database's suffix per size (``name``, or ``name_<customers>`` off the default
     size), so a kept small database and a kept full one can live side by side."""
     return name if customers == default else f"{name}_{customers}"
 
 
+@contextlib.contextmanager
 def scratch_database(suffix="bench", *, keep=False, reuse=False):
     """Point DATABASE_URL at a fresh scratch database for the block, then drop it.
 
