@@ -173,10 +173,14 @@ def build(*, user, query):
         raise Http404
     unit = selectors.report_unit_get(user=user, pk=data["unit"]) if "unit" in data else tops[0]
     filters = data["filters"]
+    if "month_from" in params or "month_to" in params:
+        trend_filters = _months(filters, min(filters.first, engine.add_months(filters.last, 1 - TREND_MONTHS)),
+                                filters.last)
+        trend = selectors.unit_trend(user=user, unit=unit, filters=trend_filters)
+    else:
+        filters, trend_filters, trend = _latest_billed(user, unit, filters, params)
     length = len(filters.months)
     previous_filters = _months(filters, engine.add_months(filters.first, -length), engine.add_months(filters.first, -1))
-    trend_filters = _months(filters, min(filters.first, engine.add_months(filters.last, 1 - TREND_MONTHS)), filters.last)
-    trend = selectors.unit_trend(user=user, unit=unit, filters=trend_filters)
     if length == 1:
         # A month's figures are its row of the trend (the same sums of the same stored rows),
         # and the trend holds the month before too: two reads fewer for the usual view.
@@ -214,6 +218,24 @@ def build(*, user, query):
 
 def _month_of(row):
     return {name: value for name, value in row.items() if name != "month"}
+
+
+def _latest_billed(user, unit, filters, params):
+    """The default period: the current month once it has billing records in the unit's subtree,
+    else the month before (a month is billed after it ends, so its revenue would read as zero).
+    Reads the trend with one month more, so choosing costs no query; the chosen month goes into
+    ``params`` so drill-down links and the export keep it."""
+    current = filters.last
+    trend = selectors.unit_trend(user=user, unit=unit,
+                                 filters=_months(filters, engine.add_months(current, -TREND_MONTHS), current))
+    if trend[-1]["billed_customers"] or not trend[-2]["billed_customers"]:
+        trend = trend[1:]
+    else:
+        trend = trend[:-1]
+    last = trend[-1]["month"]
+    for name in ("month_from", "month_to"):
+        params[name] = f"{last:%Y-%m}"
+    return (_months(filters, last, last), _months(filters, engine.add_months(last, 1 - TREND_MONTHS), last), trend)
 
 
 def _months(filters, first, last):

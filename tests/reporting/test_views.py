@@ -291,3 +291,18 @@ def test_table_figures_are_formatted_as_the_template_would(language, grouping, s
         assert "".join(f"{text}|{raw(value)};" for text, value in zip(shown(values), values)) == expected
     if grouping and language == "en":
         assert "1,234,567" in expected  # the separators are in play
+
+
+def test_without_a_period_the_latest_billed_month_is_shown(in_alpha, rolled, people, tree):
+    """A month is billed after it ends: while the current month has no bill in the unit's
+    subtree, the dashboard opens on the month before, and its drill-down links keep that month."""
+    from key_accounts.models import BillingRecord
+
+    client = client_for(in_alpha, people.hq)
+    assert f'id="id_month_to" name="month_to" value="{month_param()}"' in page(client)  # billed: this month
+    BillingRecord.objects.filter(month=this_month()).delete()
+    services.recompute()
+    html = page(client)
+    assert f'id="id_month_to" name="month_to" value="{month_param(-1)}"' in html
+    assert tile(html, "revenue") == tile(page(client, {"month_to": month_param(-1)}), "revenue") != "0.00"
+    assert f"month_to={month_param(-1)}" in re.search(rf'href="[^"]*unit={tree.p1.pk}[^"]*"', html).group(0)
