@@ -2,13 +2,12 @@
 from the command line (what an operator runs when onboarding a tenant)."""
 import getpass
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import schema_context
 
 from org_hierarchy.importing import import_org_tree
 from org_hierarchy.models import OrgUnit
-from tenants.services import tenant_get
+from tenants.commands import tenant_schema
 
 
 class Command(BaseCommand):
@@ -28,11 +27,7 @@ class Command(BaseCommand):
         tree.add_argument("--depth", type=int, default=0, help="stop at this depth (0: everything)")
 
     def handle(self, *args, action, tenant, **options):
-        try:
-            schema = tenant_get(tenant).schema_name
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
-        with schema_context(schema):
+        with schema_context(tenant_schema(tenant)):
             getattr(self, f"do_{action}")(**options)
 
     def do_import(self, *, file, dry_run, create_levels, **_):

@@ -2,12 +2,11 @@
 from the command line (after a bulk load, or to check a tenant's figures by hand)."""
 import json
 
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
 from reporting import services
-from tenants.services import tenant_get
+from tenants.commands import tenant_schema
 
 
 class Command(BaseCommand):
@@ -18,10 +17,6 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="the tenant's slug")
 
     def handle(self, *args, action, tenant, **options):
-        try:
-            schema = tenant_get(tenant).schema_name
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
-        with schema_context(schema):
+        with schema_context(tenant_schema(tenant)):
             result = services.recompute() if action == "recompute" else services.refresh_dirty()
         self.stdout.write(json.dumps(result, ensure_ascii=False))
